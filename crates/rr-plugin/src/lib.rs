@@ -1,0 +1,1 @@
+//! The plugin container: lifecycle, dependencies and shared services.

@@ -1,0 +1,1 @@
+//! PHP worker processes and the static worker pool.

@@ -1,0 +1,2 @@
+//! The rr binary.
+fn main() {}
