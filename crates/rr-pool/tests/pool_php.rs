@@ -1,0 +1,310 @@
+//! The pool against real PHP workers (tests/php/commands.php): what a plugin
+//! relies on when it calls `exec`, `reset` and `destroy`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rr_pool::{
+    ExecError, Payload, Pool, PoolConfig, Relay, RelayAddress, SocketRelay, SupervisorConfig,
+    WorkerCommand,
+};
+
+/// True when PHP is there; without it, fail under CI and skip elsewhere.
+fn php_available() -> bool {
+    let found = std::process::Command::new("php")
+        .arg("-v")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "php is required in CI (run ./scripts/setup.sh)"
+        );
+        eprintln!("skipping: php is not installed (run ./scripts/setup.sh)");
+    }
+    found
+}
+
+fn worker_script() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/php/commands.php");
+    path.to_string_lossy().into_owned()
+}
+
+fn command(relay: &RelayAddress) -> WorkerCommand {
+    WorkerCommand {
+        argv: vec!["php".into(), worker_script()],
+        env: vec![("RR_RELAY".into(), relay.to_string())],
+        ..WorkerCommand::default()
+    }
+}
+
+fn config(workers: u64) -> PoolConfig {
+    PoolConfig {
+        num_workers: workers,
+        allocate_timeout: Duration::from_secs(10),
+        destroy_timeout: Duration::from_secs(5),
+        ..PoolConfig::default()
+    }
+}
+
+async fn pool(config: PoolConfig) -> Pool {
+    Pool::start("test", command(&RelayAddress::Pipes), Relay::Pipes, config)
+        .await
+        .expect("pool starts")
+}
+
+fn body(text: &str) -> Payload {
+    Payload::new(&b"{\"k\":1}"[..], text.to_owned())
+}
+
+async fn reply_text(pool: &Pool, text: &str) -> Result<String, ExecError> {
+    let reply = pool.exec(&body(text)).await?;
+    Ok(String::from_utf8_lossy(&reply.body).into_owned())
+}
+
+#[tokio::test]
+async fn a_round_trip_returns_body_and_context() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(config(1)).await;
+    let reply = pool.exec(&body("echo:hello")).await.expect("exec");
+    assert_eq!(&reply.body[..], b"hello");
+    assert_eq!(&reply.context[..], b"{\"k\":1}");
+    assert!(matches!(pool.exec(&Payload::default()).await, Err(ExecError::EmptyPayload)));
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn an_error_reply_fails_that_exec_only_and_the_worker_stays() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(config(1)).await;
+    let before = reply_text(&pool, "pid").await.expect("pid");
+    match pool.exec(&body("error:bad input")).await {
+        Err(ExecError::Worker { message, .. }) => assert_eq!(message, "bad input"),
+        other => panic!("expected a worker error, got {other:?}"),
+    }
+    assert_eq!(reply_text(&pool, "pid").await.expect("pid"), before, "same worker");
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_dies_mid_exec_fails_that_exec_and_is_replaced() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(config(1)).await;
+    let before = reply_text(&pool, "pid").await.expect("pid");
+    assert!(matches!(
+        pool.exec(&body("crash")).await,
+        Err(ExecError::Protocol { .. })
+    ));
+    let after = reply_text(&pool, "pid").await.expect("a replacement serves");
+    assert_ne!(after, before);
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn reset_under_load_replaces_every_worker_and_loses_no_exec() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(config(2)).await;
+    let old: Vec<u32> = pool.workers().iter().map(|w| w.pid).collect();
+    let load = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut runs = tokio::task::JoinSet::new();
+            for _ in 0..4 {
+                let pool = pool.clone();
+                runs.spawn(async move {
+                    for _ in 0..15 {
+                        reply_text(&pool, "sleep:20").await?;
+                    }
+                    Ok::<(), ExecError>(())
+                });
+            }
+            let mut results = Vec::new();
+            while let Some(done) = runs.join_next().await {
+                results.push(done.expect("task"));
+            }
+            results
+        })
+    };
+    pool.reset().await.expect("first reset");
+    pool.reset().await.expect("second reset");
+    for result in load.await.expect("load") {
+        result.expect("no exec fails during a reset");
+    }
+    let new: Vec<u32> = pool.workers().iter().map(|w| w.pid).collect();
+    assert_eq!(new.len(), 2);
+    assert!(new.iter().all(|pid| !old.contains(pid)), "old {old:?}, new {new:?}");
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn a_worker_asking_to_stop_hands_the_payload_to_another() {
+    if !php_available() {
+        return;
+    }
+    let marker = tempfile::tempdir().expect("tempdir");
+    let marker = marker.path().join("stopped-once");
+    let pool = pool(config(2)).await;
+    let reply = reply_text(&pool, &format!("stop:{}", marker.display()))
+        .await
+        .expect("served by another worker");
+    assert!(reply.starts_with("handled by "), "{reply}");
+    // A worker that always stops must not spin the pool forever.
+    assert!(matches!(
+        pool.exec(&body("stop-always")).await,
+        Err(ExecError::StopLoop(10))
+    ));
+    assert!(reply_text(&pool, "pid").await.is_ok(), "the pool still serves");
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn the_queue_limit_and_the_allocate_timeout_fail_fast() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(PoolConfig {
+        max_queue_size: 1,
+        allocate_timeout: Duration::from_millis(300),
+        ..config(1)
+    })
+    .await;
+    let busy = {
+        let pool = pool.clone();
+        tokio::spawn(async move { reply_text(&pool, "sleep:1500").await })
+    };
+    // Wait until the slow exec holds the only worker.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pool.workers().iter().any(|w| w.status == rr_pool::WorkerStatus::Working) {
+        assert!(Instant::now() < deadline, "the slow exec never started");
+        tokio::task::yield_now().await;
+    }
+    assert!(matches!(pool.exec(&body("pid")).await, Err(ExecError::QueueFull)));
+    busy.await.expect("task").expect("the slow exec completes");
+
+    let pool2 = pool_with_two_callers().await;
+    pool.destroy().await;
+    pool2.destroy().await;
+}
+
+/// One worker busy for a second, a second caller waits 300 ms and gives up.
+async fn pool_with_two_callers() -> Pool {
+    let pool = pool(PoolConfig {
+        allocate_timeout: Duration::from_millis(300),
+        ..config(1)
+    })
+    .await;
+    let busy = {
+        let pool = pool.clone();
+        tokio::spawn(async move { reply_text(&pool, "sleep:1000").await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pool.workers().iter().any(|w| w.status == rr_pool::WorkerStatus::Working) {
+        assert!(Instant::now() < deadline, "the slow exec never started");
+        tokio::task::yield_now().await;
+    }
+    let started = Instant::now();
+    assert!(matches!(
+        pool.exec(&body("pid")).await,
+        Err(ExecError::NoFreeWorkers(_))
+    ));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(290) && waited < Duration::from_millis(900),
+        "waited {waited:?}"
+    );
+    busy.await.expect("task").expect("slow exec");
+    pool
+}
+
+#[tokio::test]
+async fn destroy_lets_in_flight_execs_finish_then_refuses_new_ones() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(config(1)).await;
+    let pids: Vec<u32> = pool.workers().iter().map(|w| w.pid).collect();
+    let in_flight = {
+        let pool = pool.clone();
+        tokio::spawn(async move { reply_text(&pool, "sleep:400").await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pool.workers().iter().any(|w| w.status == rr_pool::WorkerStatus::Working) {
+        assert!(Instant::now() < deadline, "the exec never started");
+        tokio::task::yield_now().await;
+    }
+    pool.destroy().await;
+    in_flight.await.expect("task").expect("the in-flight exec completed");
+    assert!(matches!(pool.exec(&body("pid")).await, Err(ExecError::Stopped)));
+    for pid in pids {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "worker {pid} is gone"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exec_ttl_kills_a_hung_worker_and_the_pool_recovers() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(PoolConfig {
+        supervisor: Some(SupervisorConfig {
+            exec_ttl: Some(Duration::from_millis(200)),
+            ..SupervisorConfig::default()
+        }),
+        ..config(1)
+    })
+    .await;
+    let before = reply_text(&pool, "pid").await.expect("pid");
+    assert!(matches!(
+        pool.exec(&body("sleep:5000")).await,
+        Err(ExecError::ExecTtl { .. })
+    ));
+    let after = reply_text(&pool, "pid").await.expect("replacement");
+    assert_ne!(before, after);
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn debug_pools_use_a_fresh_worker_for_every_exec() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(PoolConfig {
+        debug: true,
+        ..config(4)
+    })
+    .await;
+    assert!(pool.workers().is_empty(), "nothing is pre-spawned");
+    let first = reply_text(&pool, "pid").await.expect("first");
+    let second = reply_text(&pool, "pid").await.expect("second");
+    assert_ne!(first, second);
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn workers_attach_over_a_unix_socket_relay() {
+    if !php_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let address = RelayAddress::Unix(dir.path().join("relay.sock"));
+    let listener: Arc<SocketRelay> = SocketRelay::bind(address.clone(), Duration::from_secs(10))
+        .await
+        .expect("listens");
+    let pool = Pool::start("test", command(&address), Relay::Socket(listener), config(2))
+        .await
+        .expect("pool over unix socket");
+    assert_eq!(reply_text(&pool, "echo:over a socket").await.expect("exec"), "over a socket");
+    pool.destroy().await;
+}
