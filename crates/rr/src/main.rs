@@ -1,2 +1,222 @@
-//! The rr binary.
-fn main() {}
+//! The `rr` command line: `rr serve` and friends, RoadRunner's flags.
+//!
+//! Only wiring lives here: flags → configuration → container → signals.
+
+mod plugins;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Signals closer together than this count as one delivery.
+const DUPLICATE_SIGNAL_WINDOW: Duration = Duration::from_millis(250);
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgAction, Parser, Subcommand};
+use rr_config::{Config, LoadOptions};
+use rr_plugin::Container;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// rr: a PHP application server, compatible with RoadRunner's `.rr.yaml`
+/// and its PHP worker packages.
+#[derive(Debug, Parser)]
+#[command(name = "rr", disable_version_flag = true, version = version_line())]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        default_value = ".rr.yaml",
+        global = true
+    )]
+    config: PathBuf,
+    /// Working directory; without it rr changes into the config file's directory.
+    #[arg(short = 'w', long = "WorkDir", global = true)]
+    work_dir: Option<PathBuf>,
+    /// Override a configuration value: `-o ticker.interval=500ms` (repeatable).
+    #[arg(short = 'o', long = "override", global = true, action = ArgAction::Append)]
+    overrides: Vec<String>,
+    /// Load environment variables from this file first (env DOTENV_PATH wins).
+    #[arg(long = "dotenv", global = true)]
+    dotenv: Option<PathBuf>,
+    /// Write rr's pid to `.pid` in the working directory.
+    #[arg(short = 'p', long = "pid", global = true)]
+    pid: bool,
+    /// Print the version and the plugins of this binary.
+    #[arg(short = 'v', long = "version", action = ArgAction::Version)]
+    version: Option<bool>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the server.
+    Serve,
+}
+
+fn version_line() -> String {
+    format!(
+        "{} (RoadRunner-compatible {}), plugins: {}, OS: {}, arch: {}",
+        env!("CARGO_PKG_VERSION"),
+        rr_server::RR_COMPATIBLE_VERSION,
+        plugins::names().join(", "),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+    )
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve => serve(&cli),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", error_text(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `err` with its causes, like `{:#}`, but without a cause whose text the
+/// message before it already contains: the container's errors print their
+/// source and also expose it, which would otherwise repeat it.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// Resolves the config path and the working directory the way RoadRunner
+/// does: `-w` first; otherwise change into the config file's directory.
+fn enter_work_dir(cli: &Cli) -> Result<PathBuf> {
+    if let Some(dir) = &cli.work_dir {
+        std::env::set_current_dir(dir).with_context(|| {
+            format!("cannot change into the working directory {}", dir.display())
+        })?;
+    }
+    let config = std::path::absolute(&cli.config)
+        .with_context(|| format!("invalid configuration path {}", cli.config.display()))?;
+    if !config.is_file() {
+        bail!(
+            "configuration file {} not found (use -c to name another file)",
+            config.display()
+        );
+    }
+    if cli.work_dir.is_none() {
+        if let Some(dir) = config.parent() {
+            std::env::set_current_dir(dir)
+                .with_context(|| format!("cannot change into {}", dir.display()))?;
+        }
+    }
+    Ok(config)
+}
+
+fn serve(cli: &Cli) -> Result<ExitCode> {
+    let config_path = enter_work_dir(cli)?;
+    let config = Config::load(&LoadOptions {
+        path: config_path,
+        overrides: cli.overrides.clone(),
+        dotenv: cli.dotenv.clone(),
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let pid_file = cli.pid.then(|| PathBuf::from(".pid"));
+    if let Some(path) = &pid_file {
+        std::fs::write(path, std::process::id().to_string())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let result = runtime.block_on(run(config));
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    // Worker reaper tasks may still be winding down; don't wait for them.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
+}
+
+async fn run(config: Config) -> Result<ExitCode> {
+    let grace = config.endure()?.grace_period;
+    let notices: Vec<String> = config.deprecation_notices().to_vec();
+    let mut container = Container::new(config);
+    for plugin in plugins::all() {
+        container.register(plugin)?;
+    }
+    container.init().await?;
+    for notice in notices {
+        tracing::warn!(target: "rr", "{notice}");
+    }
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+
+    if let Err(err) = container.serve().await {
+        // Plugins served before the failing one may have started workers.
+        let _ = container.stop(grace).await;
+        return Err(err.into());
+    }
+    tracing::info!(target: "rr", version = env!("CARGO_PKG_VERSION"), "rr server started");
+
+    let failure = tokio::select! {
+        _ = interrupt.recv() => None,
+        _ = terminate.recv() => None,
+        failure = container.next_failure() => failure,
+    };
+    if let Some((plugin, err)) = &failure {
+        tracing::error!(target: "rr", plugin, error = %err, "plugin failed; stopping");
+    } else {
+        tracing::info!(target: "rr", "stop signal received, grace timeout is: {} seconds", grace.as_secs());
+    }
+    let worker_pids: Vec<u32> = container
+        .plugins()
+        .iter()
+        .filter_map(|p| p.workers())
+        .flatten()
+        .map(|w| w.pid)
+        .collect();
+    let second_signal = async {
+        let first = Instant::now();
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            // One signal sent to rr and to its process group (GNU timeout,
+            // some supervisors) arrives twice at once: that is not a second
+            // request to stop.
+            if first.elapsed() >= DUPLICATE_SIGNAL_WINDOW {
+                return;
+            }
+        }
+    };
+    let stopped = tokio::select! {
+        stopped = container.stop(grace) => stopped,
+        () = second_signal => force_exit(&worker_pids),
+    };
+    if let Some((plugin, err)) = failure {
+        bail!("{err}\nplugin: {plugin}");
+    }
+    stopped?;
+    tracing::info!(target: "rr", "rr server stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A second signal during the graceful stop: leave at once. Workers run in
+/// their own process groups, so they are killed here rather than left behind.
+fn force_exit(worker_pids: &[u32]) -> ! {
+    for pid in worker_pids {
+        let group = nix::unistd::Pid::from_raw(*pid as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    }
+    eprintln!("exit forced");
+    std::process::exit(1);
+}

@@ -1,0 +1,19 @@
+//! The plugins compiled into this binary, in one place (RoadRunner's
+//! `container/plugins.go`). The order breaks ties between plugins of equal
+//! weight that do not depend on each other.
+
+use rr_plugin::Plugin;
+
+/// A fresh instance of every plugin this binary ships.
+pub fn all() -> Vec<Box<dyn Plugin>> {
+    vec![
+        Box::new(rr_logger::LoggerPlugin),
+        Box::new(rr_server::ServerPlugin::default()),
+        Box::new(rr_ticker::TickerPlugin::default()),
+    ]
+}
+
+/// The names of the plugins this binary ships, for `--version`.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|p| p.name()).collect()
+}
