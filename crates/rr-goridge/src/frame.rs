@@ -347,7 +347,11 @@ mod tests {
         frame.encode(&mut buf).expect("encodes");
         assert_eq!(buf[0], 0x14);
         assert_eq!(&buf[12..16], &5u32.to_le_bytes());
-        assert_eq!(&buf[2..6], &9u32.to_le_bytes(), "options are not in the length");
+        assert_eq!(
+            &buf[2..6],
+            &9u32.to_le_bytes(),
+            "options are not in the length"
+        );
     }
 
     #[test]
@@ -357,10 +361,14 @@ mod tests {
         frame.encode(&mut full).expect("encodes");
         for cut in 0..full.len() {
             let mut partial = BytesMut::from(&full[..cut]);
-            assert!(Frame::decode(&mut partial, u32::MAX).expect("no error").is_none());
+            assert!(Frame::decode(&mut partial, u32::MAX)
+                .expect("no error")
+                .is_none());
             assert_eq!(partial.len(), cut);
         }
-        let decoded = Frame::decode(&mut full, u32::MAX).expect("ok").expect("whole");
+        let decoded = Frame::decode(&mut full, u32::MAX)
+            .expect("ok")
+            .expect("whole");
         assert_eq!(decoded, frame);
         assert!(full.is_empty());
     }

@@ -62,7 +62,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Err(err) => return Err(err),
             }
             let needed = self.bytes_needed();
-            self.buf.reserve(needed.clamp(HEADER_LEN, READ_CHUNK.max(needed.min(1 << 24))));
+            self.buf
+                .reserve(needed.clamp(HEADER_LEN, READ_CHUNK.max(needed.min(1 << 24))));
             if self.inner.read_buf(&mut self.buf).await? == 0 {
                 return Err(if self.buf.is_empty() {
                     FrameError::Closed
@@ -226,7 +227,10 @@ mod tests {
             .expect("frame")
             .encode(&mut buf)
             .expect("encodes");
-        client.write_all(&buf[..buf.len() - 3]).await.expect("write");
+        client
+            .write_all(&buf[..buf.len() - 3])
+            .await
+            .expect("write");
         drop(client);
         match reader.read_frame().await {
             Err(FrameError::Truncated { got, expected }) => {

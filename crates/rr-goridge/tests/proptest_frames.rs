@@ -13,7 +13,8 @@ fn any_frame() -> impl Strategy<Value = Frame> {
         proptest::collection::vec(any::<u8>(), 0..2048),
     )
         .prop_map(|(flags, stream, options, payload)| {
-            let mut frame = Frame::new(flags, &options, Bytes::from(payload)).expect("<= 10 options");
+            let mut frame =
+                Frame::new(flags, &options, Bytes::from(payload)).expect("<= 10 options");
             frame.stream = stream;
             frame
         })
