@@ -14,7 +14,7 @@ pub enum PluginError {
         /// The plugin asking.
         plugin: &'static str,
         /// The service's type.
-        service: &'static str,
+        service: String,
         /// Why it is not there.
         reason: String,
     },

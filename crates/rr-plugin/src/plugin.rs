@@ -129,10 +129,29 @@ impl ServiceKey {
         }
     }
 
-    /// The type's name, for messages.
-    pub fn type_name(&self) -> &'static str {
-        self.name
+    /// The type's name without module paths, for messages
+    /// (`Arc<dyn WorkerServer>`).
+    pub fn type_name(&self) -> String {
+        short_type_name(self.name)
     }
+}
+
+/// `alloc::sync::Arc<dyn rr_plugin::server::WorkerServer>` →
+/// `Arc<dyn WorkerServer>`: keeps the last segment of every path.
+fn short_type_name(full: &str) -> String {
+    let mut short = String::with_capacity(full.len());
+    let mut segment = String::new();
+    for c in full.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            segment.push(c);
+        } else {
+            short.push_str(segment.rsplit("::").next().unwrap_or_default());
+            segment.clear();
+            short.push(c);
+        }
+    }
+    short.push_str(segment.rsplit("::").next().unwrap_or_default());
+    short
 }
 
 /// Services offered by plugins, keyed by type.
@@ -222,6 +241,18 @@ impl ServeContext {
     /// The plugin's name.
     pub fn plugin(&self) -> &'static str {
         self.plugin
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn type_names_lose_their_module_paths() {
+        assert_eq!(
+            super::short_type_name("alloc::sync::Arc<dyn rr_plugin::server::WorkerServer>"),
+            "Arc<dyn WorkerServer>"
+        );
+        assert_eq!(super::short_type_name("u32"), "u32");
     }
 }
 
