@@ -12,4 +12,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== PHP SDK self-test"
 php tests/php/sdk_selftest.php
 echo "== cargo test"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line for the whole run: cargo's own last line is the last
+# crate's doc-tests, often "0 passed".
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "total: %d passed, %d failed\n", passed, failed }' "$log"

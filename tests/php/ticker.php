@@ -12,12 +12,16 @@
  *   TICK_STATE_DIR=DIR       marker files making CRASH/HANG happen once across processes;
  *                            without it they happen every time tick N arrives
  *   EXIT_BEFORE_HANDSHAKE=1  log BOOT_FAIL and exit(3) before creating the worker
+ *   BOOT_SLEEP_MS=MS         log BOOT_SLEEP and sleep MS milliseconds before creating the worker
  *   IGNORE_STOP=1            on a stop request, sleep 60 s instead of exiting
  *
  * STDERR events (one line each, `EVENT key=value ...`):
- *   BOOT_FAIL pid=P | READY pid=P mode=M | TICK n=N last=L pid=P | CRASH n=N pid=P |
- *   HANG n=N pid=P | ERROR n=N pid=P | LEAK n=N total_kb=T pid=P | STOP_IGNORED pid=P | STOPPED pid=P
- * L is the raw lastTick value, or `none` when the context has none.
+ *   BOOT_FAIL pid=P | BOOT_SLEEP pid=P ms=MS | READY pid=P mode=M app_env=E | TICK n=N last=L pid=P |
+ *   TICK_DONE n=N pid=P | CRASH n=N pid=P | HANG n=N pid=P | ERROR n=N pid=P |
+ *   LEAK n=N total_kb=T pid=P | STOP_IGNORED pid=P | STOPPED pid=P
+ * L is the raw lastTick value, or `none` when the context has none. E is the APP_ENV
+ * variable (from `server.env: {app_env: ...}`), or empty. TICK is logged when a tick
+ * arrives, TICK_DONE right before the successful reply.
  */
 
 declare(strict_types=1);
@@ -55,6 +59,11 @@ if (getenv('EXIT_BEFORE_HANDSHAKE') === '1') {
     $log("BOOT_FAIL pid=$pid");
     exit(3);
 }
+$bootSleepMs = $intEnv('BOOT_SLEEP_MS');
+if ($bootSleepMs !== null && $bootSleepMs > 0) {
+    $log("BOOT_SLEEP pid=$pid ms=$bootSleepMs");
+    usleep($bootSleepMs * 1000);
+}
 
 $sleepMs = $intEnv('TICK_SLEEP_MS');
 $crashOn = $intEnv('TICK_CRASH_ON');
@@ -64,7 +73,7 @@ $leakKb = $intEnv('TICK_LEAK_KB');
 $leak = [];
 
 $worker = Worker::create();
-$log(sprintf('READY pid=%d mode=%s', $pid, (string) getenv('RR_MODE')));
+$log(sprintf('READY pid=%d mode=%s app_env=%s', $pid, (string) getenv('RR_MODE'), (string) getenv('APP_ENV')));
 
 while (true) {
     $payload = $worker->waitPayload();
@@ -108,5 +117,6 @@ while (true) {
         continue;
     }
 
+    $log("TICK_DONE n=$n pid=$pid");
     $worker->respond(new Payload('OK'));
 }

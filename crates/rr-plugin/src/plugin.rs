@@ -244,6 +244,9 @@ impl ServeContext {
     }
 }
 
+/// A plugin after `init`, shared between the container and request paths.
+pub type SharedPlugin = Arc<dyn Plugin>;
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -255,6 +258,3 @@ mod tests {
         assert_eq!(super::short_type_name("u32"), "u32");
     }
 }
-
-/// A plugin after `init`, shared between the container and request paths.
-pub type SharedPlugin = Arc<dyn Plugin>;

@@ -414,10 +414,14 @@ impl PoolInner {
             }
         }
         if let Some(err) = first_error {
-            for worker in workers {
+            for worker in &workers {
                 worker.shared.set_replace_on_exit(false);
                 worker.shared.set_status(WorkerStatus::Destroyed);
                 worker.shared.kill();
+            }
+            // Gone before the error is reported (see `Spawner::spawn`).
+            for worker in workers {
+                worker.shared.wait_exit(Duration::from_secs(5)).await;
             }
             return Err(err);
         }

@@ -339,6 +339,12 @@ impl Spawner {
                     Err(ProtocolError::Frame(FrameError::Closed | FrameError::Truncated { .. })) => {
                         return Err(self.exited_early(&shared).await)
                     }
+                    // Writing the handshake to a worker that already exited.
+                    Err(ProtocolError::Frame(FrameError::Io(e)))
+                        if e.kind() == std::io::ErrorKind::BrokenPipe =>
+                    {
+                        return Err(self.exited_early(&shared).await)
+                    }
                     Err(ProtocolError::Frame(FrameError::FileNotFound(message))) => {
                         return Err(PoolError::ScriptNotFound {
                             command: self.command.display(),
@@ -362,6 +368,9 @@ impl Spawner {
             Ok(Ok(connection)) => connection,
             Ok(Err(err)) => {
                 shared.kill();
+                // Reaped before the error is reported: the caller may end the
+                // runtime (and with it the reaper task) right after.
+                shared.wait_exit(Duration::from_secs(5)).await;
                 return Err(err);
             }
             Err(_) => {
@@ -369,6 +378,7 @@ impl Spawner {
                 if let Relay::Socket(listener) = &self.relay {
                     listener.forget(pid);
                 }
+                shared.wait_exit(Duration::from_secs(5)).await;
                 return Err(PoolError::AllocateTimeout {
                     command: self.command.display(),
                     timeout: self.handshake_timeout,

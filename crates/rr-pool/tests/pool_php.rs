@@ -72,7 +72,10 @@ async fn a_round_trip_returns_body_and_context() {
     let reply = pool.exec(&body("echo:hello")).await.expect("exec");
     assert_eq!(&reply.body[..], b"hello");
     assert_eq!(&reply.context[..], b"{\"k\":1}");
-    assert!(matches!(pool.exec(&Payload::default()).await, Err(ExecError::EmptyPayload)));
+    assert!(matches!(
+        pool.exec(&Payload::default()).await,
+        Err(ExecError::EmptyPayload)
+    ));
     pool.destroy().await;
 }
 
@@ -87,7 +90,11 @@ async fn an_error_reply_fails_that_exec_only_and_the_worker_stays() {
         Err(ExecError::Worker { message, .. }) => assert_eq!(message, "bad input"),
         other => panic!("expected a worker error, got {other:?}"),
     }
-    assert_eq!(reply_text(&pool, "pid").await.expect("pid"), before, "same worker");
+    assert_eq!(
+        reply_text(&pool, "pid").await.expect("pid"),
+        before,
+        "same worker"
+    );
     pool.destroy().await;
 }
 
@@ -102,7 +109,9 @@ async fn a_worker_that_dies_mid_exec_fails_that_exec_and_is_replaced() {
         pool.exec(&body("crash")).await,
         Err(ExecError::Protocol { .. })
     ));
-    let after = reply_text(&pool, "pid").await.expect("a replacement serves");
+    let after = reply_text(&pool, "pid")
+        .await
+        .expect("a replacement serves");
     assert_ne!(after, before);
     pool.destroy().await;
 }
@@ -141,7 +150,10 @@ async fn reset_under_load_replaces_every_worker_and_loses_no_exec() {
     }
     let new: Vec<u32> = pool.workers().iter().map(|w| w.pid).collect();
     assert_eq!(new.len(), 2);
-    assert!(new.iter().all(|pid| !old.contains(pid)), "old {old:?}, new {new:?}");
+    assert!(
+        new.iter().all(|pid| !old.contains(pid)),
+        "old {old:?}, new {new:?}"
+    );
     pool.destroy().await;
 }
 
@@ -162,7 +174,10 @@ async fn a_worker_asking_to_stop_hands_the_payload_to_another() {
         pool.exec(&body("stop-always")).await,
         Err(ExecError::StopLoop(10))
     ));
-    assert!(reply_text(&pool, "pid").await.is_ok(), "the pool still serves");
+    assert!(
+        reply_text(&pool, "pid").await.is_ok(),
+        "the pool still serves"
+    );
     pool.destroy().await;
 }
 
@@ -183,11 +198,18 @@ async fn the_queue_limit_and_the_allocate_timeout_fail_fast() {
     };
     // Wait until the slow exec holds the only worker.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !pool.workers().iter().any(|w| w.status == rr_pool::WorkerStatus::Working) {
+    while !pool
+        .workers()
+        .iter()
+        .any(|w| w.status == rr_pool::WorkerStatus::Working)
+    {
         assert!(Instant::now() < deadline, "the slow exec never started");
         tokio::task::yield_now().await;
     }
-    assert!(matches!(pool.exec(&body("pid")).await, Err(ExecError::QueueFull)));
+    assert!(matches!(
+        pool.exec(&body("pid")).await,
+        Err(ExecError::QueueFull)
+    ));
     busy.await.expect("task").expect("the slow exec completes");
 
     let pool2 = pool_with_two_callers().await;
@@ -207,7 +229,11 @@ async fn pool_with_two_callers() -> Pool {
         tokio::spawn(async move { reply_text(&pool, "sleep:1000").await })
     };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !pool.workers().iter().any(|w| w.status == rr_pool::WorkerStatus::Working) {
+    while !pool
+        .workers()
+        .iter()
+        .any(|w| w.status == rr_pool::WorkerStatus::Working)
+    {
         assert!(Instant::now() < deadline, "the slow exec never started");
         tokio::task::yield_now().await;
     }
@@ -237,13 +263,23 @@ async fn destroy_lets_in_flight_execs_finish_then_refuses_new_ones() {
         tokio::spawn(async move { reply_text(&pool, "sleep:400").await })
     };
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !pool.workers().iter().any(|w| w.status == rr_pool::WorkerStatus::Working) {
+    while !pool
+        .workers()
+        .iter()
+        .any(|w| w.status == rr_pool::WorkerStatus::Working)
+    {
         assert!(Instant::now() < deadline, "the exec never started");
         tokio::task::yield_now().await;
     }
     pool.destroy().await;
-    in_flight.await.expect("task").expect("the in-flight exec completed");
-    assert!(matches!(pool.exec(&body("pid")).await, Err(ExecError::Stopped)));
+    in_flight
+        .await
+        .expect("task")
+        .expect("the in-flight exec completed");
+    assert!(matches!(
+        pool.exec(&body("pid")).await,
+        Err(ExecError::Stopped)
+    ));
     for pid in pids {
         assert!(
             !std::path::Path::new(&format!("/proc/{pid}")).exists(),
@@ -302,9 +338,17 @@ async fn workers_attach_over_a_unix_socket_relay() {
     let listener: Arc<SocketRelay> = SocketRelay::bind(address.clone(), Duration::from_secs(10))
         .await
         .expect("listens");
-    let pool = Pool::start("test", command(&address), Relay::Socket(listener), config(2))
-        .await
-        .expect("pool over unix socket");
-    assert_eq!(reply_text(&pool, "echo:over a socket").await.expect("exec"), "over a socket");
+    let pool = Pool::start(
+        "test",
+        command(&address),
+        Relay::Socket(listener),
+        config(2),
+    )
+    .await
+    .expect("pool over unix socket");
+    assert_eq!(
+        reply_text(&pool, "echo:over a socket").await.expect("exec"),
+        "over a socket"
+    );
     pool.destroy().await;
 }
