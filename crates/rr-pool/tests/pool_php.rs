@@ -181,62 +181,54 @@ async fn a_worker_asking_to_stop_hands_the_payload_to_another() {
     pool.destroy().await;
 }
 
+/// Starts a `sleep:MS` exec and returns once it holds a worker.
+async fn occupy(pool: &Pool, millis: u64) -> tokio::task::JoinHandle<Result<String, ExecError>> {
+    let busy = {
+        let pool = pool.clone();
+        tokio::spawn(async move { reply_text(&pool, &format!("sleep:{millis}")).await })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pool
+        .workers()
+        .iter()
+        .any(|w| w.status == rr_pool::WorkerStatus::Working)
+    {
+        assert!(Instant::now() < deadline, "the slow exec never started");
+        tokio::task::yield_now().await;
+    }
+    busy
+}
+
 #[tokio::test]
-async fn the_queue_limit_and_the_allocate_timeout_fail_fast() {
+async fn a_full_queue_fails_at_once() {
     if !php_available() {
         return;
     }
     let pool = pool(PoolConfig {
         max_queue_size: 1,
-        allocate_timeout: Duration::from_millis(300),
         ..config(1)
     })
     .await;
-    let busy = {
-        let pool = pool.clone();
-        tokio::spawn(async move { reply_text(&pool, "sleep:1500").await })
-    };
-    // Wait until the slow exec holds the only worker.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !pool
-        .workers()
-        .iter()
-        .any(|w| w.status == rr_pool::WorkerStatus::Working)
-    {
-        assert!(Instant::now() < deadline, "the slow exec never started");
-        tokio::task::yield_now().await;
-    }
+    let busy = occupy(&pool, 1500).await;
     assert!(matches!(
         pool.exec(&body("pid")).await,
         Err(ExecError::QueueFull)
     ));
     busy.await.expect("task").expect("the slow exec completes");
-
-    let pool2 = pool_with_two_callers().await;
     pool.destroy().await;
-    pool2.destroy().await;
 }
 
-/// One worker busy for a second, a second caller waits 300 ms and gives up.
-async fn pool_with_two_callers() -> Pool {
+#[tokio::test]
+async fn waiting_for_a_free_worker_ends_at_the_allocate_timeout() {
+    if !php_available() {
+        return;
+    }
     let pool = pool(PoolConfig {
         allocate_timeout: Duration::from_millis(300),
         ..config(1)
     })
     .await;
-    let busy = {
-        let pool = pool.clone();
-        tokio::spawn(async move { reply_text(&pool, "sleep:1000").await })
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !pool
-        .workers()
-        .iter()
-        .any(|w| w.status == rr_pool::WorkerStatus::Working)
-    {
-        assert!(Instant::now() < deadline, "the slow exec never started");
-        tokio::task::yield_now().await;
-    }
+    let busy = occupy(&pool, 1000).await;
     let started = Instant::now();
     assert!(matches!(
         pool.exec(&body("pid")).await,
@@ -248,7 +240,7 @@ async fn pool_with_two_callers() -> Pool {
         "waited {waited:?}"
     );
     busy.await.expect("task").expect("slow exec");
-    pool
+    pool.destroy().await;
 }
 
 #[tokio::test]
@@ -258,19 +250,7 @@ async fn destroy_lets_in_flight_execs_finish_then_refuses_new_ones() {
     }
     let pool = pool(config(1)).await;
     let pids: Vec<u32> = pool.workers().iter().map(|w| w.pid).collect();
-    let in_flight = {
-        let pool = pool.clone();
-        tokio::spawn(async move { reply_text(&pool, "sleep:400").await })
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !pool
-        .workers()
-        .iter()
-        .any(|w| w.status == rr_pool::WorkerStatus::Working)
-    {
-        assert!(Instant::now() < deadline, "the exec never started");
-        tokio::task::yield_now().await;
-    }
+    let in_flight = occupy(&pool, 400).await;
     pool.destroy().await;
     in_flight
         .await

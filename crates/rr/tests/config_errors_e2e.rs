@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use support::{php_command, RrProcess};
 
 /// Starts rr on `yaml` and checks that it fails within 5 s with an
@@ -12,18 +10,7 @@ use support::{php_command, RrProcess};
 fn fails_fast_naming(yaml: &str, needle: &str) {
     let dir = support::temp_dir();
     let mut rr = RrProcess::start(dir.path(), yaml);
-    let (status, exited) = rr
-        .wait_exit(Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let took = exited - rr.started;
-    rr.check(
-        status.code().is_some_and(|c| c != 0),
-        format!("rr exited with {status}, expected a non-zero code"),
-    );
-    rr.check(
-        took < Duration::from_secs(5),
-        format!("rr took {took:?} to reject the configuration"),
-    );
+    rr.expect_quick_failure("a bad configuration is rejected before any worker starts");
     let errors: Vec<&str> = rr
         .lines()
         .iter()

@@ -5,18 +5,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::{event, php_command_display, tick, wait_gone, Line, RrProcess, Yaml};
-
-const START: Duration = Duration::from_secs(20);
-const EVENTUALLY: Duration = Duration::from_secs(15);
-
-fn ok<T>(result: Result<T, String>) -> T {
-    result.unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn tick_failed(line: &Line) -> bool {
-    line.is("ticker", "tick failed; ticking goes on")
-}
+use support::{
+    event, ok, php_command_display, tick, tick_failed, wait_gone, Line, RrProcess, Yaml,
+    EVENTUALLY, START,
+};
 
 /// The only `error:` line of a failed start, checked to be one clear line.
 fn error_line(rr: &RrProcess) -> String {
@@ -72,16 +64,7 @@ fn a_worker_crashing_mid_tick_is_replaced_and_ticking_goes_on() {
         format!("the failed tick's cause should name the crashed worker and the closed relay: {cause:?}"),
     );
 
-    let replacement = ok(rr.wait_for(
-        |l| {
-            l.event_named("READY")
-                .is_some_and(|e| !initial.contains(&e.pid()))
-        },
-        EVENTUALLY,
-    ))
-    .event()
-    .expect("READY")
-    .pid();
+    let replacement = rr.wait_for_new_worker(&initial);
     // Ticking goes on, and the new worker takes part.
     ok(rr.wait_for(
         |l| {
@@ -109,16 +92,7 @@ fn a_worker_exiting_before_the_handshake_fails_the_start_fast() {
         ..Yaml::default()
     };
     let mut rr = RrProcess::start(dir.path(), &yaml.render());
-    let (status, exited) = ok(rr.wait_exit(Duration::from_secs(30)));
-    let took = exited - rr.started;
-    rr.check(
-        status.code().is_some_and(|c| c != 0),
-        format!("rr exited with {status}, expected a non-zero code"),
-    );
-    rr.check(
-        took < Duration::from_secs(5),
-        format!("rr took {took:?} to fail; allocate_timeout must not be awaited"),
-    );
+    rr.expect_quick_failure("allocate_timeout must not be awaited");
     rr.check(rr.count(event("BOOT_FAIL")) >= 1, "the worker never ran");
 
     let error = error_line(&rr);
@@ -258,23 +232,8 @@ fn exec_ttl_kills_a_hung_worker_and_ticking_goes_on() {
         format!("the tick failed {after:?} after the hang; exec_ttl is 300ms"),
     );
 
-    let replacement = ok(rr.wait_for(
-        |l| {
-            l.event_named("READY")
-                .is_some_and(|e| !initial.contains(&e.pid()))
-        },
-        EVENTUALLY,
-    ))
-    .event()
-    .expect("READY")
-    .pid();
-    ok(rr.wait_for(
-        |l| {
-            l.event_named("TICK")
-                .is_some_and(|e| e.pid() == replacement)
-        },
-        EVENTUALLY,
-    ));
+    let replacement = rr.wait_for_new_worker(&initial);
+    rr.wait_for_tick_from(replacement);
     let last = rr
         .events("TICK")
         .iter()
@@ -306,10 +265,7 @@ fn max_worker_memory_recycles_a_leaking_worker() {
         ..Yaml::default()
     };
     let mut rr = RrProcess::start(dir.path(), &yaml.render());
-    let first = ok(rr.wait_for(event("READY"), START))
-        .event()
-        .expect("READY")
-        .pid();
+    let first = rr.first_pid("READY");
 
     let recycled = ok(rr.wait_for(
         |l| {
@@ -348,20 +304,8 @@ fn max_worker_memory_recycles_a_leaking_worker() {
         ),
     );
 
-    let replacement = ok(rr.wait_for(
-        |l| l.event_named("READY").is_some_and(|e| e.pid() != first),
-        EVENTUALLY,
-    ))
-    .event()
-    .expect("READY")
-    .pid();
-    ok(rr.wait_for(
-        |l| {
-            l.event_named("TICK")
-                .is_some_and(|e| e.pid() == replacement)
-        },
-        EVENTUALLY,
-    ));
+    let replacement = rr.wait_for_new_worker(&[first]);
+    rr.wait_for_tick_from(replacement);
     rr.check(
         rr.count(tick_failed) == 0,
         "recycling on memory must not fail ticks",
@@ -386,10 +330,7 @@ fn a_worker_writing_garbage_to_stdout_is_named_killed_and_replaced() {
         ..Yaml::default()
     };
     let mut rr = RrProcess::start(dir.path(), &yaml.render());
-    let garbage = ok(rr.wait_for(event("GARBAGE"), START))
-        .event()
-        .expect("GARBAGE")
-        .pid();
+    let garbage = rr.first_pid("GARBAGE");
 
     let killed = ok(rr.wait_for(
         |l| {
@@ -414,13 +355,7 @@ fn a_worker_writing_garbage_to_stdout_is_named_killed_and_replaced() {
     let failed = ok(rr.wait_for(tick_failed, EVENTUALLY));
     rr.check(failed.field_u64("tick") == Some(0), "tick 0 should fail");
 
-    let replacement = ok(rr.wait_for(
-        |l| l.event_named("READY").is_some_and(|e| e.pid() != garbage),
-        EVENTUALLY,
-    ))
-    .event()
-    .expect("READY")
-    .pid();
+    let replacement = rr.wait_for_new_worker(&[garbage]);
     // garbage.php spoils the first payload of every process, so each new
     // worker fails one tick too; what matters is that ticks keep coming.
     ok(rr.wait_for(

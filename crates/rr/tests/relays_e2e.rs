@@ -5,12 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
-use support::{event, Line, RrProcess, Yaml};
-
-fn ok<T>(result: Result<T, String>) -> T {
-    result.unwrap_or_else(|e| panic!("{e}"))
-}
+use support::{event, ok, Line, RrProcess, Yaml};
 
 /// Runs echo.php workers over `relay` (`None` = the default pipes) and
 /// checks that they were told this relay and that ticks make round trips.
@@ -46,12 +41,7 @@ fn ticks_flow_over(relay: Option<&str>, expected_relay: &str) {
         "no tick may fail",
     );
 
-    rr.signal(Signal::SIGINT);
-    let (status, _) = ok(rr.wait_exit(Duration::from_secs(15)));
-    rr.check(
-        status.code() == Some(0),
-        format!("rr exited with {status}, expected 0"),
-    );
+    rr.stop_cleanly();
     rr.check(
         rr.events("STOPPED").len() == 2,
         "both workers should stop on request",

@@ -7,18 +7,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::{event, tick, unix_now, wait_gone, Line, RrProcess, Yaml};
-
-const START: Duration = Duration::from_secs(20);
-const EVENTUALLY: Duration = Duration::from_secs(15);
-
-fn ok<T>(result: Result<T, String>) -> T {
-    result.unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn tick_failed(line: &Line) -> bool {
-    line.is("ticker", "tick failed; ticking goes on")
-}
+use support::{
+    event, ok, tick, tick_failed, unix_now, wait_gone, Line, RrProcess, Yaml, EVENTUALLY, START,
+};
 
 /// Acceptance 1: 2 workers, `interval: 100ms`. Over a measured window of 3 s
 /// the number of ticks is window/interval ± 15 % (the ticker plans ticks on
@@ -224,12 +215,7 @@ fn sigint_exits_zero_and_leaves_no_workers_behind() {
     ok(rr.wait_for(tick(1), EVENTUALLY));
     let pids = rr.ready_pids();
 
-    rr.signal(Signal::SIGINT);
-    let (status, _) = ok(rr.wait_exit(Duration::from_secs(15)));
-    rr.check(
-        status.code() == Some(0),
-        format!("rr exited with {status}, expected 0"),
-    );
+    rr.stop_cleanly();
     rr.check(
         rr.count(|l| l.is("rr", "rr server stopped")) == 1,
         "rr did not log a clean stop",

@@ -24,6 +24,21 @@ use nix::unistd::Pid;
 /// How many of the most recent lines a failure message shows.
 const TAIL: usize = 60;
 
+/// Bound for rr to start its workers.
+pub const START: Duration = Duration::from_secs(20);
+/// Bound for "eventually" on a loaded 2-core machine.
+pub const EVENTUALLY: Duration = Duration::from_secs(15);
+
+/// Unwraps a wait, panicking with its message (which carries the recent log).
+pub fn ok<T>(result: Result<T, String>) -> T {
+    result.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// rr's log line for a failed tick.
+pub fn tick_failed(line: &Line) -> bool {
+    line.is("ticker", "tick failed; ticking goes on")
+}
+
 /// Skips the test when `php` is missing, unless `CI=true`, where that fails it.
 #[macro_export]
 macro_rules! require_php {
@@ -503,6 +518,60 @@ impl RrProcess {
             .iter()
             .filter_map(|l| l.event_named(name))
             .collect()
+    }
+
+    /// Waits for a READY line from a worker not in `known` and returns its pid.
+    pub fn wait_for_new_worker(&mut self, known: &[u32]) -> u32 {
+        ok(self.wait_for(
+            |l| {
+                l.event_named("READY")
+                    .is_some_and(|e| !known.contains(&e.pid()))
+            },
+            EVENTUALLY,
+        ))
+        .event()
+        .expect("a READY line has an event")
+        .pid()
+    }
+
+    /// Waits for the first `name` event line and returns its worker's pid.
+    pub fn first_pid(&mut self, name: &'static str) -> u32 {
+        ok(self.wait_for(event(name), START))
+            .event()
+            .expect("an event line has an event")
+            .pid()
+    }
+
+    /// Asserts that rr refused to start: a non-zero exit within 5 s.
+    pub fn expect_quick_failure(&mut self, why_fast: &str) {
+        let (status, exited) = ok(self.wait_exit(Duration::from_secs(30)));
+        let took = exited - self.started;
+        self.check(
+            status.code().is_some_and(|c| c != 0),
+            format!("rr exited with {status}, expected a non-zero code"),
+        );
+        self.check(
+            took < Duration::from_secs(5),
+            format!("rr took {took:?} to fail; {why_fast}"),
+        );
+    }
+
+    /// Sends SIGINT and asserts a clean exit with status 0.
+    pub fn stop_cleanly(&mut self) {
+        self.signal(Signal::SIGINT);
+        let (status, _) = ok(self.wait_exit(Duration::from_secs(15)));
+        self.check(
+            status.code() == Some(0),
+            format!("rr exited with {status}, expected 0"),
+        );
+    }
+
+    /// Waits for a TICK line handled by worker `pid`.
+    pub fn wait_for_tick_from(&mut self, pid: u32) {
+        ok(self.wait_for(
+            |l| l.event_named("TICK").is_some_and(|e| e.pid() == pid),
+            EVENTUALLY,
+        ));
     }
 
     /// Pids of every worker that logged READY so far, in order.
