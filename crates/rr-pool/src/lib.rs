@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod error;
+pub mod lanes;
 pub mod payload;
 pub mod pool;
 pub mod protocol;
@@ -18,6 +19,7 @@ pub mod worker;
 
 pub use config::{PoolConfig, SupervisorConfig};
 pub use error::{ExecError, PoolError};
+pub use lanes::{current_lane, Lanes};
 pub use payload::Payload;
 pub use pool::{Pool, WorkerInfo};
 pub use relay::{RelayAddress, RelayAddressError, SocketRelay};

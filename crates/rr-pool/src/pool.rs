@@ -1,12 +1,15 @@
 //! The static worker pool: a fixed number of workers, each executing one
 //! payload at a time.
 //!
-//! Idle workers wait in a FIFO queue behind a plain mutex that is held only to
-//! push or pop, never across a round trip: an exec takes a worker out,
-//! owns it for the round trip, and puts it back. A watcher task replaces
-//! workers that exit and runs the supervisor's limits.
+//! Idle workers wait in FIFO queues, one per [lane](crate::lanes), behind
+//! plain mutexes held only to push or pop, never across a round trip: an exec
+//! leases a worker, owns it for the round trip, and gives it back. A caller
+//! takes a worker of its own lane first, so the round trip runs inline on its
+//! thread; a worker of another lane does its round trip on that lane. A
+//! watcher task replaces workers that exit and runs the supervisor's limits.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -16,14 +19,15 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{PoolConfig, MAX_WORKERS, RECYCLE_STOP_TIMEOUT};
-
-/// Workers in a row that may ask to stop instead of answering one payload.
-const MAX_STOP_REQUESTS: u32 = 10;
 use crate::error::{ExecError, PoolError};
+use crate::lanes::{current_lane, Lanes};
 use crate::payload::Payload;
 use crate::protocol::Reply;
 use crate::status::WorkerStatus;
-use crate::worker::{Relay, RoundTripError, Spawner, Worker, WorkerCommand, WorkerShared};
+use crate::worker::{Relay, Spawner, Worker, WorkerCommand, WorkerShared};
+
+/// Workers in a row that may ask to stop instead of answering one payload.
+const MAX_STOP_REQUESTS: u32 = 10;
 
 /// A snapshot of one worker, for `rr workers` and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +63,8 @@ struct PoolInner {
     config: PoolConfig,
     num_workers: u64,
     spawner: Spawner,
-    idle: Mutex<VecDeque<Worker>>,
+    /// Idle workers, one queue per lane.
+    idle: Vec<Mutex<VecDeque<Worker>>>,
     idle_ready: Notify,
     all: Mutex<HashMap<u32, Arc<WorkerShared>>>,
     /// Bumped by each reset; workers of an older generation leave when released.
@@ -67,7 +72,7 @@ struct PoolInner {
     destroyed: AtomicBool,
     /// Callers inside `exec`, for `max_queue_size`.
     inside: AtomicUsize,
-    /// Workers taken out of the idle queue and not yet given back.
+    /// Workers leased out and not yet given back.
     busy: AtomicUsize,
     busy_changed: Notify,
     counters: Counters,
@@ -79,14 +84,43 @@ impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
             .field("pid", &self.shared.pid)
+            .field("lane", &self.shared.lane)
             .finish()
     }
 }
 
+/// Runs `future` on `lane`: inline when the caller is already there (or
+/// there are no lanes), else handed to that lane. `None` if the lane is gone.
+async fn on_lane<F>(lane: usize, future: F) -> Option<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match Lanes::get() {
+        Some(lanes) if current_lane() != Some(lane) => lanes.run_on(lane, future).await.ok(),
+        _ => Some(future.await),
+    }
+}
+
+/// Starts `future` on `lane` without waiting for it.
+fn spawn_on_lane<F>(lane: usize, future: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    match Lanes::get() {
+        Some(lanes) => {
+            lanes.handle(lane).spawn(future);
+        }
+        None => {
+            tokio::spawn(future);
+        }
+    }
+}
+
 impl Pool {
-    /// Starts `config.num_workers` workers in parallel and returns when all of
-    /// them finished their handshake. If one fails, all are stopped and the
-    /// first error is returned.
+    /// Starts `config.num_workers` workers in parallel, spread over the
+    /// lanes, and returns when all of them finished their handshake. If one
+    /// fails, all are stopped and the first error is returned.
     pub async fn start(
         name: &str,
         command: WorkerCommand,
@@ -104,6 +138,19 @@ impl Pool {
         if num_workers > MAX_WORKERS {
             return Err(PoolError::TooManyWorkers(num_workers));
         }
+        // One lane per worker: worker i lives on lane i.
+        let lanes = match Lanes::get() {
+            Some(lanes) => {
+                lanes
+                    .ensure(num_workers as usize)
+                    .map_err(|source| PoolError::Spawn {
+                        command: command.display(),
+                        source,
+                    })?;
+                num_workers.max(1) as usize
+            }
+            None => 1,
+        };
         let handshake_timeout = command
             .start_timeout
             .map_or(config.allocate_timeout, |t| t.min(config.allocate_timeout));
@@ -121,7 +168,7 @@ impl Pool {
             config,
             num_workers,
             spawner,
-            idle: Mutex::new(VecDeque::new()),
+            idle: (0..lanes).map(|_| Mutex::new(VecDeque::new())).collect(),
             idle_ready: Notify::new(),
             all: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
@@ -166,49 +213,24 @@ impl Pool {
         let _inside = InsideGuard::enter(inner)?;
         let mut stop_requests = 0;
         let result = loop {
-            let mut worker = if inner.config.debug {
-                inner.spawner.spawn(inner.generation()).await?
+            let leased = if inner.config.debug {
+                inner.lease_fresh().await?
             } else {
                 inner.take_worker().await?
             };
-            let pid = worker.shared.pid;
-            let round_trip = match inner.exec_ttl() {
-                Some(ttl) => match tokio::time::timeout(ttl, worker.round_trip(payload)).await {
-                    Ok(result) => result,
-                    Err(_) => {
-                        worker.shared.set_status(WorkerStatus::ExecTtlReached);
-                        tracing::warn!(target: "server", pid, pool = %inner.name, reason = "execTTL timeout elapsed", "worker stopped, and will be restarted");
-                        inner.lose(worker);
-                        break Err(ExecError::ExecTtl { pid, ttl });
-                    }
-                },
-                None => worker.round_trip(payload).await,
-            };
-            match round_trip {
-                Ok(Reply::Response(reply)) => {
-                    inner.release(worker);
-                    break Ok(reply);
-                }
-                Ok(Reply::SoftError(message)) => {
-                    tracing::warn!(target: "server", pid, pool = %inner.name, error = %message, "soft worker error");
-                    inner.release(worker);
-                    break Err(ExecError::Worker { pid, message });
-                }
-                Ok(Reply::StopRequested) => {
-                    tracing::debug!(target: "server", pid, pool = %inner.name, "worker asked to stop; the payload goes to another worker");
-                    inner.release_stopped(worker);
+            let lane = leased.lane();
+            let attempt = on_lane(lane, leased.execute(payload.clone()))
+                .await
+                .unwrap_or(Attempt::Done(Err(ExecError::Stopped)));
+            match attempt {
+                Attempt::Done(result) => break result,
+                Attempt::WorkerStopped => {
                     stop_requests += 1;
                     // RoadRunner retries without end; a worker that always
                     // stops would spin the pool forever.
                     if stop_requests >= MAX_STOP_REQUESTS {
                         break Err(ExecError::StopLoop(stop_requests));
                     }
-                }
-                Err(RoundTripError::Protocol(source)) => {
-                    worker.shared.set_status(WorkerStatus::Errored);
-                    tracing::error!(target: "server", pid, pool = %inner.name, error = %source, "worker failed and is killed; a new one will be started");
-                    inner.lose(worker);
-                    break Err(ExecError::Protocol { pid, source });
                 }
             }
         };
@@ -231,24 +253,16 @@ impl Pool {
         let generation = inner.generation() + 1;
         let fresh = inner.spawn_many(inner.num_workers, generation).await?;
         inner.generation.store(generation, Ordering::Release);
-        let stale: Vec<Worker> = {
-            let mut idle = inner.lock_idle();
-            let (stale, current): (VecDeque<Worker>, VecDeque<Worker>) = idle
-                .drain(..)
-                .partition(|w| w.shared.generation < generation);
-            *idle = current;
-            idle.extend(fresh);
-            stale.into_iter().collect()
-        };
-        for _ in 0..inner.num_workers {
-            inner.idle_ready.notify_one();
+        let stale = inner.drain_idle(|w| w.shared.generation < generation);
+        for worker in fresh {
+            inner.push_idle(worker);
         }
         for worker in stale {
             inner.stop_detached(worker, WorkerStatus::Destroyed, false, RECYCLE_STOP_TIMEOUT);
         }
         // Busy old workers leave in `release`; wait for them within reset_timeout.
         let deadline = Instant::now() + inner.config.reset_timeout;
-        while inner.count_generation_below(generation) > 0 {
+        loop {
             let changed = inner.busy_changed.notified();
             if inner.count_generation_below(generation) == 0 {
                 break;
@@ -272,7 +286,7 @@ impl Pool {
         }
         inner.idle_ready.notify_waiters();
         let deadline = Instant::now() + inner.config.destroy_timeout;
-        while inner.busy.load(Ordering::Acquire) > 0 {
+        loop {
             let changed = inner.busy_changed.notified();
             if inner.busy.load(Ordering::Acquire) == 0 {
                 break;
@@ -282,12 +296,16 @@ impl Pool {
                 break;
             }
         }
-        let idle: Vec<Worker> = inner.lock_idle().drain(..).collect();
+        let idle = inner.drain_idle(|_| true);
         let stop_timeout = deadline.saturating_duration_since(Instant::now());
         let mut stopping = JoinSet::new();
         for worker in idle {
             worker.shared.set_replace_on_exit(false);
-            stopping.spawn(worker.stop(WorkerStatus::Destroyed, stop_timeout));
+            let lane = worker.lane();
+            stopping.spawn(on_lane(
+                lane,
+                worker.stop(WorkerStatus::Destroyed, stop_timeout),
+            ));
         }
         while stopping.join_next().await.is_some() {}
         // Workers still busy past the deadline are killed outright.
@@ -363,6 +381,113 @@ impl Drop for InsideGuard<'_> {
     }
 }
 
+/// The outcome of one attempt at an exec.
+enum Attempt {
+    /// The exec is over, with this result.
+    Done(Result<Payload, ExecError>),
+    /// The worker asked to stop; try another.
+    WorkerStopped,
+}
+
+/// A worker taken out of the pool for one exec; counted as busy until it is
+/// given back. Dropped without being given back (the caller gave up mid
+/// round trip), the worker is killed and replaced.
+struct Leased {
+    worker: Option<Worker>,
+    pool: Arc<PoolInner>,
+}
+
+impl Leased {
+    fn new(worker: Worker, pool: Arc<PoolInner>) -> Leased {
+        pool.busy.fetch_add(1, Ordering::AcqRel);
+        Leased {
+            worker: Some(worker),
+            pool,
+        }
+    }
+
+    fn lane(&self) -> usize {
+        self.worker.as_ref().map_or(0, Worker::lane)
+    }
+
+    /// Runs the round trip (bounded by `exec_ttl`) and gives the worker back
+    /// or recycles it. Runs on the worker's lane.
+    async fn execute(mut self, payload: Payload) -> Attempt {
+        let Some(worker) = self.worker.as_mut() else {
+            return Attempt::Done(Err(ExecError::Stopped));
+        };
+        let pool = Arc::clone(&self.pool);
+        let pid = worker.shared.pid;
+        let round_trip = match pool.exec_ttl() {
+            Some(ttl) => match tokio::time::timeout(ttl, worker.round_trip(&payload)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    worker.shared.set_status(WorkerStatus::ExecTtlReached);
+                    tracing::warn!(target: "server", pid, pool = %pool.name, reason = "execTTL timeout elapsed", "worker stopped, and will be restarted");
+                    self.lose();
+                    return Attempt::Done(Err(ExecError::ExecTtl { pid, ttl }));
+                }
+            },
+            None => worker.round_trip(&payload).await,
+        };
+        match round_trip {
+            Ok(Reply::Response(reply)) => {
+                self.give_back();
+                Attempt::Done(Ok(reply))
+            }
+            Ok(Reply::SoftError(message)) => {
+                tracing::warn!(target: "server", pid, pool = %pool.name, error = %message, "soft worker error");
+                self.give_back();
+                Attempt::Done(Err(ExecError::Worker { pid, message }))
+            }
+            Ok(Reply::StopRequested) => {
+                tracing::debug!(target: "server", pid, pool = %pool.name, "worker asked to stop; the payload goes to another worker");
+                if let Some(worker) = self.worker.take() {
+                    let replace = !pool.config.debug;
+                    pool.stop_detached(
+                        worker,
+                        WorkerStatus::Invalid,
+                        replace,
+                        RECYCLE_STOP_TIMEOUT,
+                    );
+                }
+                Attempt::WorkerStopped
+            }
+            Err(source) => {
+                worker.shared.set_status(WorkerStatus::Errored);
+                tracing::error!(target: "server", pid, pool = %pool.name, error = %source, "worker failed and is killed; a new one will be started");
+                self.lose();
+                Attempt::Done(Err(ExecError::Protocol { pid, source }))
+            }
+        }
+    }
+
+    /// Puts the worker back, or recycles it if a limit says so.
+    fn give_back(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.pool.release(worker);
+        }
+    }
+
+    /// Kills the worker (its relay is in an unknown state); the watcher
+    /// replaces it.
+    fn lose(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            // Debug pools keep no workers, so nothing replaces theirs.
+            worker.shared.set_replace_on_exit(!self.pool.config.debug);
+            worker.shared.kill();
+        }
+    }
+}
+
+impl Drop for Leased {
+    fn drop(&mut self) {
+        self.lose();
+        self.pool.busy.fetch_sub(1, Ordering::AcqRel);
+        self.pool.busy_changed.notify_waiters();
+    }
+}
+
 impl PoolInner {
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
@@ -372,14 +497,29 @@ impl PoolInner {
         self.config.supervisor.as_ref().and_then(|s| s.exec_ttl())
     }
 
-    fn lock_idle(&self) -> MutexGuard<'_, VecDeque<Worker>> {
+    fn lock_idle(&self, lane: usize) -> MutexGuard<'_, VecDeque<Worker>> {
         // Each critical section is one push, pop or drain: the queue is
         // consistent even after a panic elsewhere.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        self.idle[lane % self.idle.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_all(&self) -> MutexGuard<'_, HashMap<u32, Arc<WorkerShared>>> {
         self.all.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes every idle worker matching `pick` out of the queues.
+    fn drain_idle(&self, pick: impl Fn(&Worker) -> bool) -> Vec<Worker> {
+        let mut taken = Vec::new();
+        for lane in 0..self.idle.len() {
+            let mut idle = self.lock_idle(lane);
+            let (picked, kept): (VecDeque<Worker>, VecDeque<Worker>) =
+                idle.drain(..).partition(&pick);
+            *idle = kept;
+            taken.extend(picked);
+        }
+        taken
     }
 
     fn count_generation_below(&self, generation: u64) -> usize {
@@ -389,12 +529,27 @@ impl PoolInner {
             .count()
     }
 
-    /// Spawns `count` workers in parallel; on any failure kills the others.
-    async fn spawn_many(&self, count: u64, generation: u64) -> Result<Vec<Worker>, PoolError> {
+    /// Starts one worker on `lane`.
+    async fn spawn_on(&self, lane: usize, generation: u64) -> Result<Worker, PoolError> {
+        let spawner = self.spawner.clone();
+        on_lane(lane, async move { spawner.spawn(generation, lane).await })
+            .await
+            .unwrap_or(Err(PoolError::Stopped))
+    }
+
+    /// Spawns `count` workers in parallel, spread over the lanes; on any
+    /// failure kills the others.
+    async fn spawn_many(
+        self: &Arc<Self>,
+        count: u64,
+        generation: u64,
+    ) -> Result<Vec<Worker>, PoolError> {
         let mut spawning = JoinSet::new();
-        for _ in 0..count {
-            let spawner = self.spawner.clone();
-            spawning.spawn(async move { spawner.spawn(generation).await });
+        let lanes = self.idle.len();
+        for index in 0..count {
+            let pool = Arc::clone(self);
+            let lane = index as usize % lanes;
+            spawning.spawn(async move { pool.spawn_on(lane, generation).await });
         }
         let mut workers = Vec::with_capacity(count as usize);
         let mut first_error = None;
@@ -430,13 +585,25 @@ impl PoolInner {
 
     fn push_idle(&self, worker: Worker) {
         worker.shared.set_status(WorkerStatus::Ready);
-        self.lock_idle().push_back(worker);
+        self.lock_idle(worker.lane()).push_back(worker);
         self.idle_ready.notify_one();
     }
 
+    /// The caller's lane as an index into this pool's idle queues.
+    fn here(&self) -> usize {
+        current_lane().unwrap_or(0) % self.idle.len()
+    }
+
+    /// A fresh worker for one exec of a debug pool.
+    async fn lease_fresh(self: &Arc<Self>) -> Result<Leased, ExecError> {
+        let worker = self.spawn_on(self.here(), self.generation()).await?;
+        Ok(Leased::new(worker, Arc::clone(self)))
+    }
+
     /// Takes a free worker, waiting up to `allocate_timeout`.
-    async fn take_worker(&self) -> Result<Worker, ExecError> {
+    async fn take_worker(self: &Arc<Self>) -> Result<Leased, ExecError> {
         let deadline = Instant::now() + self.config.allocate_timeout;
+        let lane = self.here();
         loop {
             let ready = self.idle_ready.notified();
             tokio::pin!(ready);
@@ -446,12 +613,12 @@ impl PoolInner {
             if self.destroyed.load(Ordering::Acquire) {
                 return Err(ExecError::Stopped);
             }
-            if let Some(worker) = self.pop_idle() {
-                return Ok(worker);
+            if let Some(worker) = self.pop_idle(lane) {
+                return Ok(Leased::new(worker, Arc::clone(self)));
             }
             if tokio::time::timeout_at(deadline, ready).await.is_err() {
-                if let Some(worker) = self.pop_idle() {
-                    return Ok(worker);
+                if let Some(worker) = self.pop_idle(lane) {
+                    return Ok(Leased::new(worker, Arc::clone(self)));
                 }
                 tracing::error!(target: "server", pool = %self.name, "no free workers in the pool, wait timeout exceed");
                 return Err(ExecError::NoFreeWorkers(self.config.allocate_timeout));
@@ -459,35 +626,40 @@ impl PoolInner {
         }
     }
 
-    /// Pops the first live, current worker; stale or dead ones met on the way
-    /// are dealt with.
-    fn pop_idle(&self) -> Option<Worker> {
-        loop {
-            let (worker, more) = {
-                let mut idle = self.lock_idle();
-                let worker = idle.pop_front()?;
-                (worker, !idle.is_empty())
-            };
-            if worker.shared.has_exited() {
-                continue; // the watcher replaces it
+    /// Pops the first live, current worker, from `lane`'s queue first; stale
+    /// or dead ones met on the way are dealt with.
+    fn pop_idle(&self, lane: usize) -> Option<Worker> {
+        let lanes = self.idle.len();
+        for offset in 0..lanes {
+            let queue = (lane + offset) % lanes;
+            loop {
+                let (worker, more) = {
+                    let mut idle = self.lock_idle(queue);
+                    let Some(worker) = idle.pop_front() else {
+                        break;
+                    };
+                    (worker, !idle.is_empty())
+                };
+                if worker.shared.has_exited() {
+                    continue; // the watcher replaces it
+                }
+                if let Some(reason) = worker.shared.retire_reason() {
+                    self.stop_detached(worker, reason, true, RECYCLE_STOP_TIMEOUT);
+                    continue;
+                }
+                if more {
+                    // Pass the baton: another waiter may take the next one.
+                    self.idle_ready.notify_one();
+                }
+                return Some(worker);
             }
-            if let Some(reason) = worker.shared.retire_reason() {
-                self.retire_now(worker, reason, true);
-                continue;
-            }
-            self.busy.fetch_add(1, Ordering::AcqRel);
-            if more {
-                // Pass the baton: another waiter may be able to take the next one.
-                self.idle_ready.notify_one();
-            }
-            return Some(worker);
         }
+        None
     }
 
     /// Gives a worker back after an exec, or recycles it if a limit says so.
     fn release(&self, worker: Worker) {
         let stale = worker.shared.generation < self.generation();
-        let destroyed = self.destroyed.load(Ordering::Acquire);
         // Debug pools use a worker once; stale ones belong to a finished reset.
         if self.config.debug || stale {
             self.stop_detached(worker, WorkerStatus::Destroyed, false, RECYCLE_STOP_TIMEOUT);
@@ -500,45 +672,15 @@ impl PoolInner {
             );
         } else if let Some(reason) = worker.shared.retire_reason() {
             self.stop_detached(worker, reason, true, RECYCLE_STOP_TIMEOUT);
-        } else if destroyed {
-            // Destroy stops the idle queue; put it there for that.
-            self.lock_idle().push_back(worker);
+        } else if self.destroyed.load(Ordering::Acquire) {
+            // Destroy stops whatever is in the idle queues.
+            self.lock_idle(worker.lane()).push_back(worker);
         } else {
             self.push_idle(worker);
         }
-        if !self.config.debug {
-            self.busy.fetch_sub(1, Ordering::AcqRel);
-        }
-        self.busy_changed.notify_waiters();
     }
 
-    /// A worker that asked to stop after taking a payload: it leaves and is
-    /// replaced, and it no longer counts as busy.
-    fn release_stopped(&self, worker: Worker) {
-        self.retire_now(worker, WorkerStatus::Invalid, !self.config.debug);
-        if !self.config.debug {
-            self.busy.fetch_sub(1, Ordering::AcqRel);
-        }
-        self.busy_changed.notify_waiters();
-    }
-
-    /// Recycles a worker taken from the queue or released after an exec.
-    fn retire_now(&self, worker: Worker, reason: WorkerStatus, replace: bool) {
-        self.stop_detached(worker, reason, replace, RECYCLE_STOP_TIMEOUT);
-    }
-
-    /// A worker that failed mid-exec: killed (by dropping it mid round
-    /// trip) and replaced by the watcher.
-    fn lose(&self, worker: Worker) {
-        worker.shared.set_replace_on_exit(true);
-        worker.shared.kill();
-        drop(worker);
-        if !self.config.debug {
-            self.busy.fetch_sub(1, Ordering::AcqRel);
-        }
-        self.busy_changed.notify_waiters();
-    }
-
+    /// Stops a worker gracefully on its lane without waiting.
     fn stop_detached(
         &self,
         worker: Worker,
@@ -550,7 +692,8 @@ impl PoolInner {
             .shared
             .set_replace_on_exit(replace && !self.destroyed.load(Ordering::Acquire));
         tracing::debug!(target: "server", pid = worker.shared.pid, pool = %self.name, reason = %status, "stopping worker");
-        tokio::spawn(worker.stop(status, timeout));
+        let lane = worker.lane();
+        spawn_on_lane(lane, worker.stop(status, timeout));
     }
 
     /// One supervisor pass over every worker.
@@ -593,34 +736,28 @@ impl PoolInner {
             }
         }
         // Idle workers with a retire mark leave now; busy ones when released.
-        let retiring: Vec<Worker> = {
-            let mut idle = self.lock_idle();
-            let (retiring, keep): (VecDeque<Worker>, VecDeque<Worker>) = idle
-                .drain(..)
-                .partition(|w| w.shared.retire_reason().is_some());
-            *idle = keep;
-            retiring.into_iter().collect()
-        };
-        for worker in retiring {
+        for worker in self.drain_idle(|w| w.shared.retire_reason().is_some()) {
             let reason = worker
                 .shared
                 .retire_reason()
                 .unwrap_or(WorkerStatus::Invalid);
-            self.retire_now(worker, reason, true);
+            self.stop_detached(worker, reason, true, RECYCLE_STOP_TIMEOUT);
         }
     }
 
-    /// Starts a replacement for an exited worker, retrying every second up
-    /// to `allocate_timeout`.
-    async fn replace(&self) -> Result<(), PoolError> {
+    /// Starts a replacement on `lane` for an exited worker, retrying every
+    /// second up to `allocate_timeout`.
+    async fn replace(&self, lane: usize) -> Result<(), PoolError> {
         let deadline = Instant::now() + self.config.allocate_timeout;
         loop {
-            let generation = self.generation();
-            match self.spawner.spawn(generation).await {
+            match self.spawn_on(lane, self.generation()).await {
                 Ok(worker) => {
                     if self.destroyed.load(Ordering::Acquire) {
                         worker.shared.set_replace_on_exit(false);
-                        tokio::spawn(worker.stop(WorkerStatus::Destroyed, RECYCLE_STOP_TIMEOUT));
+                        spawn_on_lane(
+                            lane,
+                            worker.stop(WorkerStatus::Destroyed, RECYCLE_STOP_TIMEOUT),
+                        );
                         return Ok(());
                     }
                     self.lock_all()
@@ -666,8 +803,9 @@ async fn watch_pool(inner: Arc<PoolInner>, mut exits: mpsc::UnboundedReceiver<Ar
                     reason => tracing::debug!(target: "server", pid = shared.pid, pool = %inner.name, %reason, "worker recycled; starting a new one"),
                 }
                 let inner = Arc::clone(&inner);
+                let lane = shared.lane;
                 replacing.spawn(async move {
-                    if let Err(err) = inner.replace().await {
+                    if let Err(err) = inner.replace(lane).await {
                         if inner.lock_all().is_empty() && !inner.destroyed.load(Ordering::Acquire) {
                             let message = format!("no workers available, can't run the application: {err}");
                             tracing::error!(target: "server", pool = %inner.name, "{message}");

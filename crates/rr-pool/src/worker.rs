@@ -62,6 +62,8 @@ pub enum Relay {
 #[derive(Debug)]
 pub(crate) struct WorkerShared {
     pub(crate) pid: u32,
+    /// The lane whose runtime drives this worker's relay.
+    pub(crate) lane: usize,
     pub(crate) created: SystemTime,
     pub(crate) generation: u64,
     status: AtomicU8,
@@ -168,13 +170,6 @@ impl WorkerShared {
     }
 }
 
-/// Why one round trip failed.
-#[derive(Debug)]
-pub(crate) enum RoundTripError {
-    /// The relay or the reply broke the protocol; the worker must be killed.
-    Protocol(ProtocolError),
-}
-
 /// A worker the pool holds: the process state plus its relay.
 ///
 /// Dropping a worker in the middle of a round trip (the caller gave up, or
@@ -197,26 +192,24 @@ impl Drop for Worker {
 
 impl Worker {
     /// Sends `payload` and reads the reply.
-    pub(crate) async fn round_trip(&mut self, payload: &Payload) -> Result<Reply, RoundTripError> {
+    pub(crate) async fn round_trip(&mut self, payload: &Payload) -> Result<Reply, ProtocolError> {
         self.in_round_trip = true;
         self.shared.set_status(WorkerStatus::Working);
-        protocol::send_payload(&mut self.connection, payload)
-            .await
-            .map_err(RoundTripError::Protocol)?;
+        protocol::send_payload(&mut self.connection, payload).await?;
         self.shared.execs.fetch_add(1, Ordering::Relaxed);
-        let frame = self
-            .connection
-            .reader
-            .read_frame()
-            .await
-            .map_err(|e| RoundTripError::Protocol(e.into()))?;
-        let reply = protocol::classify_reply(frame).map_err(RoundTripError::Protocol)?;
+        let frame = self.connection.reader.read_frame().await?;
+        let reply = protocol::classify_reply(frame)?;
         self.in_round_trip = false;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_millis().max(1) as u64);
         self.shared.last_used_ms.store(now_ms, Ordering::Relaxed);
         Ok(reply)
+    }
+
+    /// The lane whose runtime drives this worker.
+    pub(crate) fn lane(&self) -> usize {
+        self.shared.lane
     }
 
     /// True when the worker has executed its `max_jobs`.
@@ -255,8 +248,9 @@ pub(crate) struct Spawner {
 }
 
 impl Spawner {
-    /// Starts one worker and completes its handshake.
-    pub(crate) async fn spawn(&self, generation: u64) -> Result<Worker, PoolError> {
+    /// Starts one worker and completes its handshake. Must run on `lane`'s
+    /// runtime (or with no lanes installed): the relay is registered there.
+    pub(crate) async fn spawn(&self, generation: u64, lane: usize) -> Result<Worker, PoolError> {
         let pipes = matches!(self.relay, Relay::Pipes);
         let argv = &self.command.argv;
         let program = argv.first().ok_or(PoolError::EmptyCommand)?;
@@ -283,6 +277,7 @@ impl Spawner {
         let pid = child.id().ok_or(PoolError::EmptyCommand)?;
         let shared = Arc::new(WorkerShared {
             pid,
+            lane,
             created: SystemTime::now(),
             generation,
             status: AtomicU8::new(WorkerStatus::Inactive as u8),

@@ -1,67 +1,15 @@
 //! The pool against real PHP workers (tests/php/commands.php): what a plugin
 //! relies on when it calls `exec`, `reset` and `destroy`.
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{body, command, config, php_available, pool, reply_text};
 use rr_pool::{
     ExecError, Payload, Pool, PoolConfig, Relay, RelayAddress, SocketRelay, SupervisorConfig,
-    WorkerCommand,
 };
-
-/// True when PHP is there; without it, fail under CI and skip elsewhere.
-fn php_available() -> bool {
-    let found = std::process::Command::new("php")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "php is required in CI (run ./scripts/setup.sh)"
-        );
-        eprintln!("skipping: php is not installed (run ./scripts/setup.sh)");
-    }
-    found
-}
-
-fn worker_script() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/php/commands.php");
-    path.to_string_lossy().into_owned()
-}
-
-fn command(relay: &RelayAddress) -> WorkerCommand {
-    WorkerCommand {
-        argv: vec!["php".into(), worker_script()],
-        env: vec![("RR_RELAY".into(), relay.to_string())],
-        ..WorkerCommand::default()
-    }
-}
-
-fn config(workers: u64) -> PoolConfig {
-    PoolConfig {
-        num_workers: workers,
-        allocate_timeout: Duration::from_secs(10),
-        destroy_timeout: Duration::from_secs(5),
-        ..PoolConfig::default()
-    }
-}
-
-async fn pool(config: PoolConfig) -> Pool {
-    Pool::start("test", command(&RelayAddress::Pipes), Relay::Pipes, config)
-        .await
-        .expect("pool starts")
-}
-
-fn body(text: &str) -> Payload {
-    Payload::new(&b"{\"k\":1}"[..], text.to_owned())
-}
-
-async fn reply_text(pool: &Pool, text: &str) -> Result<String, ExecError> {
-    let reply = pool.exec(&body(text)).await?;
-    Ok(String::from_utf8_lossy(&reply.body).into_owned())
-}
 
 #[tokio::test]
 async fn a_round_trip_returns_body_and_context() {

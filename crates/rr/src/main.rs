@@ -127,10 +127,9 @@ fn serve(cli: &Cli) -> Result<ExitCode> {
         overrides: cli.overrides.clone(),
         dotenv: cli.dotenv.clone(),
     })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    // One lane per core to start with; pools add a lane per worker.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = rr_pool::Lanes::install(cores).context("cannot start the runtime lanes")?;
     let pid_file = cli.pid.then(|| PathBuf::from(".pid"));
     if let Some(path) = &pid_file {
         std::fs::write(path, std::process::id().to_string())
