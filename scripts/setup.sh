@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # Installs what rr's demo and tests need and a fresh machine may lack:
-# php-cli (Debian package). Safe to run again; does nothing when all is there.
+# php-cli, and the font libraries the benchmark plots need (Debian packages).
+# Safe to run again; does nothing when all is there.
 set -euo pipefail
 
 need_php() { ! command -v php >/dev/null 2>&1; }
 
-if need_php; then
-    echo "setup: installing php-cli from Debian packages..." >&2
+# The benchmark crate (built by clippy and tests too) draws its plots with
+# fontconfig/freetype and the DejaVu fonts.
+need_fonts() {
+    ! pkg-config --exists fontconfig freetype2 2>/dev/null || [ ! -d /usr/share/fonts/truetype/dejavu ]
+}
+
+missing=()
+need_php && missing+=(php-cli)
+need_fonts && missing+=(pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]} from Debian packages..." >&2
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq php-cli >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 if need_php; then
     echo "setup: php is still missing after installing php-cli" >&2

@@ -1,0 +1,115 @@
+//! `rr-bench`: measures rr side by side, in one run, and writes BENCHMARKS.md.
+//!
+//! Sections: the worker round trip through our pool against the limit
+//! harness (the same PHP echo loop driven by bare blocking pipes), start-up,
+//! memory, and ticker lateness. Machines here are shared and noisy, so the
+//! headline numbers are ratios measured back to back. A RoadRunner binary
+//! given in `RR_BENCH_ROADRUNNER` is measured beside rr where the figure
+//! applies; nothing here builds one.
+
+mod exec;
+mod model;
+mod report;
+mod server;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+
+/// Measure rr and write BENCHMARKS.md.
+#[derive(Debug, Parser)]
+struct Args {
+    /// The rr binary to measure (build it with `cargo build --release -p rr`).
+    #[arg(long, default_value = "target/release/rr")]
+    rr: PathBuf,
+    /// Only these sections (repeatable); all by default.
+    #[arg(long, value_enum)]
+    only: Vec<Section>,
+    /// Short windows, for a smoke run (numbers are noisier).
+    #[arg(long)]
+    quick: bool,
+    /// Length of the ticker lateness run, seconds.
+    #[arg(long, default_value_t = 60)]
+    lateness_seconds: u64,
+    /// Where the report goes.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Where the plots go.
+    #[arg(long, default_value = "docs/benchmarks")]
+    plots: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    Exec,
+    Startup,
+    Memory,
+    Lateness,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let wanted = |s: Section| args.only.is_empty() || args.only.contains(&s);
+    let repo = std::env::current_dir()?;
+    let echo = repo.join("tests/php/echo.php");
+    anyhow::ensure!(
+        echo.is_file(),
+        "run rr-bench from the repository root ({} not found)",
+        echo.display()
+    );
+    let roadrunner = std::env::var_os("RR_BENCH_ROADRUNNER").map(PathBuf::from);
+    let started = Instant::now();
+    let mut report = model::Report::default();
+
+    if wanted(Section::Exec) {
+        let window = if args.quick {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(2)
+        };
+        let cells: Vec<(usize, usize)> = [1, 2, 8]
+            .into_iter()
+            .flat_map(|w| [16, 4096, 65536].map(|p| (w, p)))
+            .collect();
+        report.exec = exec::run(&echo, &cells, window).context("exec section")?;
+    }
+    let rr = std::path::absolute(&args.rr)?;
+    if wanted(Section::Startup) {
+        report.startup =
+            server::startup(&rr, roadrunner.as_deref(), &repo).context("startup section")?;
+    }
+    if wanted(Section::Memory) {
+        report.memory =
+            server::memory(&rr, roadrunner.as_deref(), &repo).context("memory section")?;
+    }
+    if wanted(Section::Lateness) {
+        let seconds = if args.quick { 5 } else { args.lateness_seconds };
+        report.lateness = Some(
+            server::lateness(&rr, &repo, Duration::from_millis(10), seconds)
+                .context("lateness section")?,
+        );
+    }
+    report.roadrunner_note = match &roadrunner {
+        Some(path) => Some(format!("RoadRunner binary: {}", path.display())),
+        None => Some("RR_BENCH_ROADRUNNER not set: no RoadRunner column".to_owned()),
+    };
+    report.environment = format!(
+        "{} cores, run took {:.0} s{}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        started.elapsed().as_secs_f64(),
+        if args.quick {
+            ", --quick (short windows)"
+        } else {
+            ""
+        }
+    );
+    report::write(&report, &args.out, &args.plots)?;
+    println!(
+        "wrote {} and plots in {}",
+        args.out.display(),
+        args.plots.display()
+    );
+    Ok(())
+}
