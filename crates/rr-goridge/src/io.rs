@@ -3,6 +3,8 @@
 //! Both halves keep their buffers between frames, so the steady state of a
 //! worker round trip allocates only the payload the reader hands out.
 
+use std::io::IoSlice;
+
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -15,9 +17,12 @@ const PHP_FILE_NOT_FOUND: &[u8; HEADER_LEN] = b"Could not op";
 /// The first read reserves this much; later reads grow towards the frame size.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Payloads up to this size are copied next to the header and sent with one
-/// write; larger ones are written in place to avoid the copy.
+/// Without vectored writes, payloads up to this size are copied next to the
+/// header and sent with one write; larger ones are written in place.
 const COALESCE_LIMIT: usize = 64 * 1024;
+
+/// Header plus this many parts minus one go out in one vectored write.
+const MAX_VECTORED_PARTS: usize = 4;
 
 /// Default for [`FrameReader::with_max_payload`]: large enough for any real
 /// reply, small enough that a corrupt length cannot make us wait for 4 GiB.
@@ -131,6 +136,11 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// Writes one frame whose payload is the concatenation of `parts`, then flushes.
+    ///
+    /// Streams that take vectored writes (pipes, sockets) get header and
+    /// parts in one `writev`, without copying the payload; others get small
+    /// frames coalesced into one write. Either way the header goes out in
+    /// the first write: PHP's official worker reads it with a single `fread`.
     pub async fn write_parts(
         &mut self,
         flags: u8,
@@ -141,17 +151,33 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         let payload_len: usize = parts.iter().map(|p| p.len()).sum();
         let mut header = [0u8; MAX_HEADER_LEN];
         let header_len = encode_header(&mut header, flags, stream, options, payload_len)?;
-        self.buf.clear();
-        self.buf.extend_from_slice(&header[..header_len]);
-        if payload_len <= COALESCE_LIMIT {
-            for part in parts {
-                self.buf.extend_from_slice(part);
+        if self.inner.is_write_vectored() && parts.len() < MAX_VECTORED_PARTS {
+            let mut slices = [IoSlice::new(&[]); MAX_VECTORED_PARTS];
+            slices[0] = IoSlice::new(&header[..header_len]);
+            for (slot, part) in slices[1..].iter_mut().zip(parts) {
+                *slot = IoSlice::new(part);
             }
-            self.inner.write_all(&self.buf).await?;
+            let mut pending = &mut slices[..=parts.len()];
+            while !pending.is_empty() {
+                let written = self.inner.write_vectored(pending).await?;
+                if written == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                }
+                IoSlice::advance_slices(&mut pending, written);
+            }
         } else {
-            self.inner.write_all(&self.buf).await?;
-            for part in parts {
-                self.inner.write_all(part).await?;
+            self.buf.clear();
+            self.buf.extend_from_slice(&header[..header_len]);
+            if payload_len <= COALESCE_LIMIT {
+                for part in parts {
+                    self.buf.extend_from_slice(part);
+                }
+                self.inner.write_all(&self.buf).await?;
+            } else {
+                self.inner.write_all(&self.buf).await?;
+                for part in parts {
+                    self.inner.write_all(part).await?;
+                }
             }
         }
         self.inner.flush().await?;
@@ -208,6 +234,32 @@ mod tests {
             assert_eq!(&first.payload[..], b"ctxbody");
             let second = reader.read_frame().await.expect("second");
             assert_eq!(second.payload.len(), 200_000);
+        };
+        tokio::join!(send, receive);
+    }
+
+    #[tokio::test]
+    async fn vectored_writes_survive_partial_writes_and_empty_parts() {
+        let (client, server) = tokio::net::UnixStream::pair().expect("socket pair");
+        let mut writer = FrameWriter::new(client);
+        assert!(writer.get_ref().is_write_vectored());
+        let mut reader = FrameReader::new(server);
+        let big = vec![3u8; 300_000];
+        let send = async {
+            for _ in 0..3 {
+                writer
+                    .write_parts(0, 0, &[0], &[b"", &big])
+                    .await
+                    .expect("big frame, empty context");
+            }
+        };
+        let receive = async {
+            for _ in 0..3 {
+                let frame = reader.read_frame().await.expect("frame");
+                assert_eq!(frame.options.as_slice(), &[0]);
+                assert_eq!(frame.payload.len(), 300_000);
+                assert!(frame.payload.iter().all(|b| *b == 3));
+            }
         };
         tokio::join!(send, receive);
     }

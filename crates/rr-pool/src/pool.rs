@@ -483,8 +483,11 @@ impl Leased {
 impl Drop for Leased {
     fn drop(&mut self) {
         self.lose();
-        self.pool.busy.fetch_sub(1, Ordering::AcqRel);
-        self.pool.busy_changed.notify_waiters();
+        // Only destroy waits for this count to reach zero (reset waits for
+        // worker exits, which the watcher announces).
+        if self.pool.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.pool.busy_changed.notify_waiters();
+        }
     }
 }
 
@@ -602,8 +605,14 @@ impl PoolInner {
 
     /// Takes a free worker, waiting up to `allocate_timeout`.
     async fn take_worker(self: &Arc<Self>) -> Result<Leased, ExecError> {
-        let deadline = Instant::now() + self.config.allocate_timeout;
         let lane = self.here();
+        // Fast path: a worker is free, no need to queue as a waiter.
+        if !self.destroyed.load(Ordering::Acquire) {
+            if let Some(worker) = self.pop_idle(lane) {
+                return Ok(Leased::new(worker, Arc::clone(self)));
+            }
+        }
+        let deadline = Instant::now() + self.config.allocate_timeout;
         loop {
             let ready = self.idle_ready.notified();
             tokio::pin!(ready);
