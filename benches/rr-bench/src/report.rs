@@ -79,15 +79,17 @@ fn render(report: &Report, plots: &[Plot], date: &str) -> String {
          trip. The *limit harness* drives the PHP echo worker (`tests/php/echo.php`) with one OS \
          thread per worker doing blocking goridge writes and reads on the worker's pipes: no pool, \
          no async runtime, as fast as that worker can be driven. *Our pool* drives the same worker \
-         through `rr_pool::Pool::exec` from N concurrent tokio tasks. Both run for the same window, \
-         back to back, in every cell (workers × payload). The machine is shared and noisy, so the \
+         through `rr_pool::Pool::exec` on lanes, as `rr serve` runs it (one single-threaded \
+         runtime per worker), from N concurrent callers spread over the lanes. Both run for the \
+         same window, back to back, best of 3 rounds, in every cell (workers × payload). The \
+         machine is shared and noisy, so the \
          ratio pool / limit is the headline, not the absolute ops/s. The other sections run the \
          real `rr` binary (`rr serve` in a temp dir with a generated `.rr.yaml`, production JSON \
          logs on stderr) and time its log lines: start-up, resident memory, ticker lateness.\n\n",
     );
     let _ = writeln!(md, "- Environment: {}", report.environment);
     let _ = writeln!(md, "- Date: {date}");
-    md.push_str("- Re-run: `./scripts/bench.sh`\n\n");
+    md.push_str("- Re-run: `./scripts/bench.sh`\n- Why the pool is shaped as it is, and where the rest of the gap goes: [docs/performance.md](docs/performance.md)\n\n");
 
     if !report.exec.is_empty() {
         render_exec(&mut md, &report.exec);
