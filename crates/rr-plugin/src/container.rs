@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::error::{ContainerError, PluginError};
+use crate::management::PluginDirectory;
 use crate::plugin::{InitContext, Plugin, ServeContext, Services, SharedPlugin, Status};
 
 /// Holds the registered plugins and drives init → serve → stop.
@@ -57,6 +58,10 @@ impl Container {
             .map(Some)
             .collect();
         let mut services = Services::default();
+        // The container's own service: the enabled plugins, for management
+        // plugins (informer, resetter, status, metrics).
+        let directory = Arc::new(PluginDirectory::default());
+        services.offer_builtin(Arc::clone(&directory));
         for plugin in plugins.iter().flatten() {
             for key in plugin.provides() {
                 services.providers.insert(key.id, plugin.name());
@@ -75,7 +80,9 @@ impl Container {
             match plugin.init(&mut ctx).await {
                 Ok(Status::Enabled) => {
                     tracing::debug!(target: "container", plugin = name, "plugin initialised");
-                    self.enabled.push(Arc::from(plugin));
+                    let plugin: SharedPlugin = Arc::from(plugin);
+                    directory.add(Arc::clone(&plugin));
+                    self.enabled.push(plugin);
                 }
                 Ok(Status::Disabled) => {
                     tracing::debug!(target: "container", plugin = name, "plugin disabled");

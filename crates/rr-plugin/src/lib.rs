@@ -11,11 +11,16 @@
 
 pub mod container;
 pub mod error;
+pub mod management;
 pub mod plugin;
 pub mod server;
 
 pub use async_trait::async_trait;
 pub use container::Container;
 pub use error::{ContainerError, PluginError};
+pub use management::{
+    AtomicHistogram, Health, HistogramSample, Labels, MetricFamily, MetricKind, PluginDirectory,
+    RpcRegistry, RpcService,
+};
 pub use plugin::{InitContext, Plugin, ServeContext, ServiceKey, SharedPlugin, Status};
 pub use server::WorkerServer;

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
 use crate::error::PluginError;
+use crate::management::{Health, MetricFamily};
 
 /// What `init` decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +112,22 @@ pub trait Plugin: Send + Sync + 'static {
     fn workers(&self) -> Option<Vec<WorkerInfo>> {
         None
     }
+
+    /// Liveness for `/health?plugin=<name>`; `None` when not supported.
+    async fn health(&self) -> Option<Health> {
+        None
+    }
+
+    /// Readiness for `/ready?plugin=<name>`; `None` when not supported.
+    async fn ready(&self) -> Option<Health> {
+        None
+    }
+
+    /// Metrics of the plugin beyond its pool's (which the metrics plugin
+    /// derives from [`workers`](Plugin::workers)).
+    fn metrics(&self) -> Vec<MetricFamily> {
+        Vec::new()
+    }
 }
 
 /// Identifies a service by its Rust type, e.g. `ServiceKey::of::<Arc<dyn WorkerServer>>()`.
@@ -164,6 +181,14 @@ pub(crate) struct Services {
     pub(crate) providers: HashMap<TypeId, &'static str>,
 }
 
+impl Services {
+    /// Offers a service the container itself provides.
+    pub(crate) fn offer_builtin<T: Any + Clone + Send + Sync>(&mut self, value: T) {
+        let key = ServiceKey::of::<T>();
+        self.offered.insert(key.id, ("container", Box::new(value)));
+    }
+}
+
 /// What `init` gets: the configuration and the services of plugins
 /// initialised before.
 pub struct InitContext<'a> {
@@ -214,6 +239,17 @@ impl InitContext<'_> {
             service: key.type_name(),
             reason,
         })
+    }
+
+    /// A service another plugin may provide, or `None` when no enabled
+    /// plugin does (for services a plugin can do without, such as RPC).
+    pub fn optional<T: Any + Clone + Send + Sync>(&self) -> Option<T> {
+        let key = ServiceKey::of::<T>();
+        self.services
+            .offered
+            .get(&key.id)
+            .and_then(|(_, value)| value.downcast_ref::<T>())
+            .cloned()
     }
 
     /// Offers a service to plugins initialised after this one.

@@ -26,9 +26,10 @@ use std::time::Duration;
 
 use rr_config::duration::non_negative;
 use rr_plugin::{
-    async_trait, InitContext, Plugin, PluginError, ServeContext, ServiceKey, Status, WorkerServer,
+    async_trait, Health, HistogramSample, InitContext, MetricFamily, MetricKind, Plugin,
+    PluginError, ServeContext, ServiceKey, Status, WorkerServer,
 };
-use rr_pool::{Payload, Pool, PoolConfig, WorkerInfo};
+use rr_pool::{Payload, Pool, PoolConfig, WorkerInfo, WorkerStatus};
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -192,6 +193,60 @@ impl Plugin for TickerPlugin {
 
     fn workers(&self) -> Option<Vec<WorkerInfo>> {
         self.pool().map(|p| p.workers())
+    }
+
+    /// Healthy while the pool has a live worker.
+    async fn health(&self) -> Option<Health> {
+        let workers = self.pool().map(|p| p.workers()).unwrap_or_default();
+        Some(Health::from_bool(!workers.is_empty()))
+    }
+
+    /// Ready while a worker is idle, so the next tick can start on time.
+    async fn ready(&self) -> Option<Health> {
+        let workers = self.pool().map(|p| p.workers()).unwrap_or_default();
+        Some(Health::from_bool(
+            workers.iter().any(|w| w.status == WorkerStatus::Ready),
+        ))
+    }
+
+    fn metrics(&self) -> Vec<MetricFamily> {
+        let counter = |name: &str, help: &str, value: u64| MetricFamily {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind: MetricKind::Counter(vec![(Vec::new(), value as f64)]),
+        };
+        let histogram = |name: &str, help: &str, sample: HistogramSample| MetricFamily {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind: MetricKind::Histogram(vec![(Vec::new(), sample)]),
+        };
+        vec![
+            counter(
+                "rr_ticker_ticks_sent_total",
+                "Ticks executed, successful or not.",
+                self.stats.sent(),
+            ),
+            counter(
+                "rr_ticker_ticks_failed_total",
+                "Ticks whose execution failed.",
+                self.stats.failed(),
+            ),
+            counter(
+                "rr_ticker_ticks_skipped_total",
+                "Ticks skipped because the previous one was still running.",
+                self.stats.skipped(),
+            ),
+            histogram(
+                "rr_ticker_tick_duration_seconds",
+                "How long each tick's execution took.",
+                self.stats.duration.snapshot(),
+            ),
+            histogram(
+                "rr_ticker_tick_lateness_seconds",
+                "How late each tick started against its schedule.",
+                self.stats.lateness.snapshot(),
+            ),
+        ]
     }
 }
 

@@ -9,16 +9,39 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rr_plugin::AtomicHistogram;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+/// Upper bounds (seconds) of the duration and lateness histograms.
+const HISTOGRAM_BOUNDS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
+
 /// Counters of one ticker since it started.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TickerStats {
     sent: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
     last_lateness_us: AtomicU64,
+    /// How long each tick's execution took, seconds.
+    pub duration: AtomicHistogram,
+    /// How late each tick started against its plan, seconds.
+    pub lateness: AtomicHistogram,
+}
+
+impl Default for TickerStats {
+    fn default() -> Self {
+        TickerStats {
+            sent: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            last_lateness_us: AtomicU64::new(0),
+            duration: AtomicHistogram::new(&HISTOGRAM_BOUNDS),
+            lateness: AtomicHistogram::new(&HISTOGRAM_BOUNDS),
+        }
+    }
 }
 
 impl TickerStats {
@@ -97,8 +120,10 @@ pub async fn run<F, Fut, E>(
         stats
             .last_lateness_us
             .store(lateness.as_micros() as u64, Ordering::Relaxed);
+        stats.lateness.observe(lateness.as_secs_f64());
         let began = Instant::now();
         let result = execute(tick).await;
+        stats.duration.observe(began.elapsed().as_secs_f64());
         stats.sent.fetch_add(1, Ordering::Relaxed);
         match result {
             Ok(()) => tracing::debug!(
