@@ -5,9 +5,14 @@
 use rr_plugin::Plugin;
 
 /// A fresh instance of every plugin this binary ships.
+// The rpc, status and metrics stubs are unit structs until they are built.
+#[allow(clippy::default_constructed_unit_structs)]
 pub fn all() -> Vec<Box<dyn Plugin>> {
     vec![
         Box::new(rr_logger::LoggerPlugin),
+        Box::new(rr_rpc::RpcPlugin::default()),
+        Box::new(rr_metrics::MetricsPlugin::default()),
+        Box::new(rr_status::StatusPlugin::default()),
         Box::new(rr_server::ServerPlugin::default()),
         Box::new(rr_ticker::TickerPlugin::default()),
     ]
