@@ -2,6 +2,7 @@
 //!
 //! Only wiring lives here: flags → configuration → container → signals.
 
+mod cli;
 mod plugins;
 
 use std::path::PathBuf;
@@ -53,6 +54,25 @@ struct Cli {
 enum Command {
     /// Start the server.
     Serve,
+    /// Replace the workers of every resettable plugin, or of the named ones (over RPC).
+    Reset {
+        /// Plugins to reset; all that support it when none is given.
+        plugins: Vec<String>,
+    },
+    /// Show the workers of every plugin that has some, or of the named ones (over RPC).
+    Workers {
+        /// Refresh every second until Ctrl+C.
+        #[arg(short = 'i', long = "interactive")]
+        interactive: bool,
+        /// Plugins to show; all that have workers when none is given.
+        plugins: Vec<String>,
+    },
+    /// Stop the server whose pid is in `.pid` (see `rr serve -p`).
+    Stop {
+        /// Send a second SIGTERM after 1 s: rr then exits at once.
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+    },
 }
 
 fn version_line() -> String {
@@ -68,8 +88,14 @@ fn version_line() -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match &cli.command {
         Command::Serve => serve(&cli),
+        Command::Reset { plugins } => cli::reset(&cli, plugins),
+        Command::Workers {
+            interactive,
+            plugins,
+        } => cli::workers(&cli, plugins, *interactive),
+        Command::Stop { force } => cli::stop(&cli, *force),
     };
     match result {
         Ok(code) => code,
@@ -98,6 +124,19 @@ fn error_text(err: &anyhow::Error) -> String {
 /// Resolves the config path and the working directory the way RoadRunner
 /// does: `-w` first; otherwise change into the config file's directory.
 fn enter_work_dir(cli: &Cli) -> Result<PathBuf> {
+    let config = enter_work_dir_unchecked(cli)?;
+    if !config.is_file() {
+        bail!(
+            "configuration file {} not found (use -c to name another file)",
+            config.display()
+        );
+    }
+    Ok(config)
+}
+
+/// Like [`enter_work_dir`], without requiring the config file to exist
+/// (`rr stop` only needs the directory of `.pid`).
+fn enter_work_dir_unchecked(cli: &Cli) -> Result<PathBuf> {
     if let Some(dir) = &cli.work_dir {
         std::env::set_current_dir(dir).with_context(|| {
             format!("cannot change into the working directory {}", dir.display())
@@ -105,12 +144,6 @@ fn enter_work_dir(cli: &Cli) -> Result<PathBuf> {
     }
     let config = std::path::absolute(&cli.config)
         .with_context(|| format!("invalid configuration path {}", cli.config.display()))?;
-    if !config.is_file() {
-        bail!(
-            "configuration file {} not found (use -c to name another file)",
-            config.display()
-        );
-    }
     if cli.work_dir.is_none() {
         if let Some(dir) = config.parent() {
             std::env::set_current_dir(dir)

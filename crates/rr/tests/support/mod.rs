@@ -769,3 +769,73 @@ impl Yaml<'_> {
         yaml
     }
 }
+
+/// `GET target` on `127.0.0.1:port` over a fresh HTTP/1.1 connection
+/// (`Connection: close`, 10 s bound): the status code and the body.
+pub fn http_get(port: u16, target: &str) -> Result<(u16, String), String> {
+    use std::io::Write;
+    let timeout = Duration::from_secs(10);
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&address, timeout)
+        .map_err(|e| format!("connect to {address}: {e}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("send GET {target}: {e}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| format!("read the answer to GET {target}: {e}"))?;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("no header end in the answer to GET {target}: {response:?}"))?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("no status line in the answer to GET {target}: {head:?}"))?;
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Err(format!(
+            "chunked answer to GET {target} (not supported here)"
+        ));
+    }
+    Ok((status, body.to_owned()))
+}
+
+/// The `rpc` section for [`Yaml::top_extra`]: listen on `127.0.0.1:port`.
+pub fn rpc_section(port: u16) -> String {
+    format!("rpc:\n  listen: tcp://127.0.0.1:{port}\n")
+}
+
+/// Runs the rr binary in `dir` with `args` to completion (a management
+/// command such as `rr reset`); SIGKILLs it and fails after `timeout`.
+pub fn run_rr(dir: &Path, args: &[&str], timeout: Duration) -> std::process::Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_rr"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the rr binary");
+    let pid = Pid::from_raw(child.id() as i32);
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    match receiver.recv_timeout(timeout) {
+        Ok(output) => output.expect("wait for the rr command"),
+        Err(_) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            panic!("`rr {}` did not finish within {timeout:?}", args.join(" "));
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! The management commands: `rr reset`, `rr workers` and `rr stop`
+//! (RoadRunner's `internal/cli/{reset,workers,stop}`).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rr_config::{Config, LoadOptions};
+use rr_rpc::services::WorkerState;
+use rr_rpc::RpcClient;
+
+use crate::{enter_work_dir, enter_work_dir_unchecked, Cli};
+
+/// Bound for reaching the RPC server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bound for one informer call.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound for one reset: a pool waits up to its `reset_timeout` (60 s by
+/// default) for busy workers, then restarts them.
+const RESET_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// RoadRunner's message when the configuration has no `rpc` section.
+const RPC_MISSING: &str = "rpc service not specified in the configuration. Tip: add\n\n  rpc:\n    listen: tcp://127.0.0.1:6001\n\nto the configuration (the same address `rr serve` uses)";
+
+/// Reads the configuration the way `rr serve` does (`-c`, `-w`, `-o`,
+/// `--dotenv`) and connects to its `rpc.listen`.
+fn connect(cli: &Cli) -> Result<RpcClient> {
+    let path = enter_work_dir(cli)?;
+    let config = Config::load(&LoadOptions {
+        path,
+        overrides: cli.overrides.clone(),
+        dotenv: cli.dotenv.clone(),
+    })?;
+    if !config.has("rpc") {
+        bail!("{RPC_MISSING}");
+    }
+    // Like RoadRunner's CLI, the server's default address is not assumed:
+    // the client needs `rpc.listen` (or `-o rpc.listen=...`).
+    let listen = config
+        .get("rpc.listen")
+        .and_then(|v| v.as_str())
+        .filter(|s| s.contains("://"))
+        .ok_or_else(|| {
+            anyhow!("invalid socket DSN at `rpc.listen` (tcp://:6001, unix://file.sock): set rpc.listen to the address rr serve listens on")
+        })?;
+    let client = RpcClient::connect(listen, CONNECT_TIMEOUT)?;
+    Ok(client)
+}
+
+/// `rr reset [plugin ...]`.
+pub(crate) fn reset(cli: &Cli, plugins: &[String]) -> Result<ExitCode> {
+    let mut client = connect(cli)?;
+    let plugins = if plugins.is_empty() {
+        client.resettable()?
+    } else {
+        plugins.to_vec()
+    };
+    client.set_call_timeout(Some(RESET_TIMEOUT))?;
+    let mut failed = 0;
+    for plugin in &plugins {
+        println!("resetting plugin: [{plugin}]");
+        match client.reset(plugin) {
+            Ok(_) => println!("plugin reset: [{plugin}]"),
+            Err(err) => {
+                eprintln!("error: reset of [{plugin}] failed: {err}");
+                failed += 1;
+            }
+        }
+    }
+    // RoadRunner exits 0 even when a reset failed (it checks the wrong
+    // error variable); we deliberately exit 1 so scripts can notice.
+    if failed > 0 {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rr workers [-i] [plugin ...]`.
+pub(crate) fn workers(cli: &Cli, plugins: &[String], interactive: bool) -> Result<ExitCode> {
+    let mut client = connect(cli)?;
+    client.set_call_timeout(Some(CALL_TIMEOUT))?;
+    if !interactive {
+        print!("{}", render_workers(&mut client, plugins)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")?;
+    runtime.block_on(async {
+        let mut stop = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
+        loop {
+            let text = render_workers(&mut client, plugins)?;
+            // Cursor home, clear screen, then the fresh table.
+            print!("\x1b[H\x1b[2J{text}");
+            let _ = std::io::stdout().flush();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = stop.recv() => break,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// One `Workers of [name]:` block per plugin.
+fn render_workers(client: &mut RpcClient, plugins: &[String]) -> Result<String> {
+    let plugins = if plugins.is_empty() {
+        client.plugins_with_workers()?
+    } else {
+        plugins.to_vec()
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut text = String::new();
+    for plugin in &plugins {
+        let workers = client.workers(plugin)?;
+        text.push_str(&format!("Workers of [{plugin}]:\n"));
+        if workers.is_empty() {
+            text.push_str("(no workers)\n\n");
+            continue;
+        }
+        text.push_str(&table(&workers, now));
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// `PID | Status | Execs | Memory | Created`, columns aligned.
+fn table(workers: &[WorkerState], now_nanos: u128) -> String {
+    let header = ["PID", "Status", "Execs", "Memory", "Created"].map(str::to_owned);
+    let rows: Vec<[String; 5]> = workers
+        .iter()
+        .map(|w| {
+            [
+                w.pid.to_string(),
+                w.status_str.clone(),
+                w.num_execs.to_string(),
+                human_bytes(w.memory_usage),
+                ago(now_nanos.saturating_sub(u128::from(w.created))),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let line = |cells: &[String; 5]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", padded.join(" | ").trim_end())
+    };
+    let mut text = line(&header);
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    text.push_str(&format!("{}\n", rule.join("-+-")));
+    for row in &rows {
+        text.push_str(&line(row));
+    }
+    text
+}
+
+/// Bytes in SI units like go-humanize's `Bytes` (`21 MB`, `4.2 kB`).
+fn human_bytes(bytes: u64) -> String {
+    if bytes < 10 {
+        return format!("{bytes} B");
+    }
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let exp = ((bytes as f64).log10() / 3.0).floor() as usize;
+    let exp = exp.min(UNITS.len() - 1);
+    let value = bytes as f64 / 1000f64.powi(exp as i32);
+    if value < 10.0 {
+        format!("{value:.1} {}", UNITS[exp])
+    } else {
+        format!("{value:.0} {}", UNITS[exp])
+    }
+}
+
+/// A relative time: `5s ago`, `3m ago`, `2h ago`, `4d ago`.
+fn ago(nanos: u128) -> String {
+    let secs = (nanos / 1_000_000_000) as u64;
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3599 => format!("{}m ago", secs / 60),
+        3600..=86_399 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
+/// `rr stop [-f]`: SIGTERM to the pid in `.pid`; with `-f` a second one
+/// after 1 s, which makes rr exit at once.
+pub(crate) fn stop(cli: &Cli, force: bool) -> Result<ExitCode> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    enter_work_dir_unchecked(cli)?;
+    let text = std::fs::read_to_string(".pid").map_err(|err| {
+        anyhow!("cannot read .pid: {err}, to create a .pid file, you must run RR with the following options: './rr serve -p'")
+    })?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| anyhow!(".pid does not hold a process id: {:?}", text.trim()))?;
+    kill(Pid::from_raw(pid), Signal::SIGTERM)
+        .with_context(|| format!("cannot send SIGTERM to rr (pid {pid})"))?;
+    if force {
+        std::thread::sleep(Duration::from_secs(1));
+        // It may be gone already: that is what we wanted.
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_and_times_read_like_humans_write_them() {
+        assert_eq!(human_bytes(5), "5 B");
+        assert_eq!(human_bytes(4200), "4.2 kB");
+        assert_eq!(human_bytes(21_000_000), "21 MB");
+        assert_eq!(ago(5_000_000_000), "5s ago");
+        assert_eq!(ago(125_000_000_000), "2m ago");
+        assert_eq!(ago(7_200_000_000_000), "2h ago");
+    }
+
+    #[test]
+    fn table_aligns_columns() {
+        let worker = WorkerState {
+            pid: 1234,
+            status: 1,
+            num_execs: 7,
+            created: 1_000_000_000,
+            memory_usage: 21_000_000,
+            cpu_percent: 0.0,
+            command: String::new(),
+            status_str: "ready".into(),
+        };
+        let text = table(&[worker], 6_000_000_000);
+        assert_eq!(
+            text,
+            "PID  | Status | Execs | Memory | Created\n-----+--------+-------+--------+--------\n1234 | ready  | 7     | 21 MB  | 5s ago\n"
+        );
+    }
+}
