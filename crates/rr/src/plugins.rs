@@ -5,8 +5,6 @@
 use rr_plugin::Plugin;
 
 /// A fresh instance of every plugin this binary ships.
-// The rpc, status and metrics stubs are unit structs until they are built.
-#[allow(clippy::default_constructed_unit_structs)]
 pub fn all() -> Vec<Box<dyn Plugin>> {
     vec![
         Box::new(rr_logger::LoggerPlugin),
