@@ -21,6 +21,9 @@ pub enum PluginError {
     /// Starting, resetting or stopping a worker pool failed.
     #[error(transparent)]
     Pool(#[from] rr_pool::PoolError),
+    /// Taking a worker out of a pool failed.
+    #[error(transparent)]
+    Exec(#[from] rr_pool::ExecError),
     /// The plugin does not support an operation.
     #[error("plugin `{plugin}` does not support {what}")]
     NotSupported {

@@ -113,6 +113,23 @@ pub trait Plugin: Send + Sync + 'static {
         None
     }
 
+    /// Starts one more worker (`informer.AddWorker`).
+    async fn add_worker(&self) -> Result<(), PluginError> {
+        Err(PluginError::NotSupported {
+            plugin: self.name(),
+            what: "workers management",
+        })
+    }
+
+    /// Stops one worker for good (`informer.RemoveWorker`); `false` when
+    /// only one is left, which is never removed.
+    async fn remove_worker(&self) -> Result<bool, PluginError> {
+        Err(PluginError::NotSupported {
+            plugin: self.name(),
+            what: "workers management",
+        })
+    }
+
     /// Liveness for `/health?plugin=<name>`; `None` when not supported.
     async fn health(&self) -> Option<Health> {
         None

@@ -67,6 +67,9 @@ pub enum PoolError {
     /// The pool was destroyed.
     #[error("pool is stopped")]
     Stopped,
+    /// Debug pools start a worker per exec; there is no set to grow or shrink.
+    #[error("a debug pool has no workers to add or remove")]
+    DebugPool,
 }
 
 fn stderr_suffix(stderr: &str) -> String {

@@ -61,7 +61,8 @@ pub struct Pool {
 struct PoolInner {
     name: Arc<str>,
     config: PoolConfig,
-    num_workers: u64,
+    /// Workers the pool keeps (changes with `add_worker`/`remove_worker`).
+    num_workers: AtomicU64,
     spawner: Spawner,
     /// Idle workers, one queue per lane.
     idle: Vec<Mutex<VecDeque<Worker>>>,
@@ -166,7 +167,7 @@ impl Pool {
         let inner = Arc::new(PoolInner {
             name: Arc::from(name),
             config,
-            num_workers,
+            num_workers: AtomicU64::new(num_workers),
             spawner,
             idle: (0..lanes).map(|_| Mutex::new(VecDeque::new())).collect(),
             idle_ready: Notify::new(),
@@ -251,7 +252,8 @@ impl Pool {
             return Err(PoolError::Stopped);
         }
         let generation = inner.generation() + 1;
-        let fresh = inner.spawn_many(inner.num_workers, generation).await?;
+        let count = inner.num_workers.load(Ordering::Acquire);
+        let fresh = inner.spawn_many(count, generation).await?;
         inner.generation.store(generation, Ordering::Release);
         let stale = inner.drain_idle(|w| w.shared.generation < generation);
         for worker in fresh {
@@ -272,8 +274,67 @@ impl Pool {
                 break;
             }
         }
-        tracing::info!(target: "server", pool = %inner.name, workers = inner.num_workers, "pool reset: all workers replaced");
+        tracing::info!(target: "server", pool = %inner.name, workers = count, "pool reset: all workers replaced");
         Ok(())
+    }
+
+    /// Starts one more worker (`informer.AddWorker`), on a lane of its own.
+    pub async fn add_worker(&self) -> Result<(), PoolError> {
+        let inner = &self.inner;
+        if inner.destroyed.load(Ordering::Acquire) {
+            return Err(PoolError::Stopped);
+        }
+        if inner.config.debug {
+            return Err(PoolError::DebugPool);
+        }
+        let count = inner.num_workers.load(Ordering::Acquire);
+        if count >= MAX_WORKERS {
+            return Err(PoolError::TooManyWorkers(count + 1));
+        }
+        let lane = count as usize;
+        if let Some(lanes) = Lanes::get() {
+            lanes.ensure(lane + 1).map_err(|source| PoolError::Spawn {
+                command: inner.spawner.command.display(),
+                source,
+            })?;
+        }
+        let worker = inner.spawn_on(lane, inner.generation()).await?;
+        inner.num_workers.fetch_add(1, Ordering::AcqRel);
+        inner
+            .lock_all()
+            .insert(worker.shared.pid, Arc::clone(&worker.shared));
+        inner.push_idle(worker);
+        tracing::info!(target: "server", pool = %inner.name, workers = count + 1, "worker added");
+        Ok(())
+    }
+
+    /// Stops one worker for good (`informer.RemoveWorker`), waiting up to
+    /// `allocate_timeout` for one to be free. The last worker is never
+    /// removed: then nothing happens and `false` is returned.
+    pub async fn remove_worker(&self) -> Result<bool, ExecError> {
+        let inner = &self.inner;
+        if inner.config.debug {
+            return Err(PoolError::DebugPool.into());
+        }
+        if inner.num_workers.load(Ordering::Acquire) <= 1 {
+            return Ok(false);
+        }
+        let mut leased = inner.take_worker().await?;
+        let Some(worker) = leased.worker.take() else {
+            return Err(ExecError::Stopped);
+        };
+        let remaining = inner.num_workers.fetch_sub(1, Ordering::AcqRel) - 1;
+        // Answer once it is gone, so a listing right after is accurate.
+        let pid = worker.shared.pid;
+        worker.shared.set_replace_on_exit(false);
+        on_lane(
+            worker.lane(),
+            worker.stop(WorkerStatus::Destroyed, RECYCLE_STOP_TIMEOUT),
+        )
+        .await;
+        inner.lock_all().remove(&pid);
+        tracing::info!(target: "server", pid, pool = %inner.name, workers = remaining, "worker removed");
+        Ok(true)
     }
 
     /// Stops the pool: no new execs are accepted, in-flight ones may finish

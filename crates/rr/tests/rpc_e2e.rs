@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use rr_rpc::{RpcClient, RpcClientError};
 use support::{
-    event, free_tcp_port, ok, rpc_section, run_rr, tick_failed, wait_gone, Line, RrProcess, Yaml,
-    EVENTUALLY, START,
+    event, free_tcp_port, ok, rpc_section, run_rr, tick, tick_failed, wait_gone, Line, RrProcess,
+    Yaml, EVENTUALLY, START,
 };
 
 /// Bound for one management command.
@@ -187,6 +187,67 @@ fn workers_lists_exactly_the_live_ready_pids() {
     rr.check(
         listed == ready,
         format!("rr workers listed {listed:?}, the READY workers are {ready:?}\n{stdout}"),
+    );
+    rr.stop_cleanly();
+}
+
+/// `informer.AddWorker` starts a worker that serves; `RemoveWorker` stops
+/// one for good and never the last (RoadRunner's informer).
+#[test]
+fn workers_can_be_added_and_removed_over_rpc() {
+    require_php!();
+    let dir = support::temp_dir();
+    let (mut rr, port) = start_with_rpc(dir.path(), &[]);
+    let initial = rr.ready_pids();
+    let dsn = format!("tcp://127.0.0.1:{port}");
+    let mut client = RpcClient::connect(&dsn, COMMAND).expect("connect");
+    let listed = |client: &mut RpcClient| -> BTreeSet<u64> {
+        let reply = client
+            .call_json("informer.Workers", &"ticker")
+            .expect("informer.Workers");
+        reply["workers"]
+            .as_array()
+            .map(|w| w.iter().filter_map(|w| w["pid"].as_u64()).collect())
+            .unwrap_or_default()
+    };
+
+    let added = client
+        .call_json("informer.AddWorker", &"ticker")
+        .expect("AddWorker");
+    rr.check(
+        added == serde_json::json!(true),
+        format!("AddWorker answered {added}"),
+    );
+    let new_worker = rr.wait_for_new_worker(&initial);
+    rr.check(
+        listed(&mut client).len() == 3,
+        "three workers after AddWorker",
+    );
+    rr.check(
+        listed(&mut client).contains(&u64::from(new_worker)),
+        "the new worker is listed",
+    );
+
+    for expected in [true, true, false] {
+        let removed = client
+            .call_json("informer.RemoveWorker", &"ticker")
+            .expect("RemoveWorker");
+        rr.check(
+            removed == serde_json::json!(expected),
+            format!("RemoveWorker answered {removed}, expected {expected}"),
+        );
+    }
+    rr.check(listed(&mut client).len() == 1, "the last worker stays");
+    let unknown = client.call_json("informer.AddWorker", &"nope");
+    rr.check(
+        matches!(&unknown, Err(RpcClientError::Remote { message, .. })
+            if message.contains("plugin nope does not support workers management")),
+        format!("AddWorker for an unknown plugin: {unknown:?}"),
+    );
+    ok(rr.wait_for(tick(3), EVENTUALLY));
+    rr.check(
+        rr.count(tick_failed) == 0,
+        "no tick fails while workers come and go",
     );
     rr.stop_cleanly();
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
-use rr_plugin::{async_trait, PluginDirectory, RpcRegistry, RpcService};
+use rr_plugin::{async_trait, PluginDirectory, PluginError, RpcRegistry, RpcService};
 use rr_pool::WorkerInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -152,9 +152,22 @@ impl RpcService for Informer {
                 let _: String = decode_arg(codec, &body)?;
                 json!([])
             }
+            // AddWorker / RemoveWorker. RoadRunner's wording for a plugin
+            // (or a name) that cannot manage workers.
             _ => {
                 let name: String = decode_arg(codec, &body)?;
-                return Err(format!("plugin {name} does not support workers management"));
+                let unsupported = || format!("plugin {name} does not support workers management");
+                let plugin = self.directory.find(&name).ok_or_else(unsupported)?;
+                let result = if method == "AddWorker" {
+                    plugin.add_worker().await.map(|()| true)
+                } else {
+                    plugin.remove_worker().await
+                };
+                match result {
+                    Ok(done) => json!(done),
+                    Err(PluginError::NotSupported { .. }) => return Err(unsupported()),
+                    Err(err) => return Err(err.to_string()),
+                }
             }
         };
         Reply::Value(value).encode(codec, "informer")

@@ -195,6 +195,20 @@ impl Plugin for TickerPlugin {
         self.pool().map(|p| p.workers())
     }
 
+    async fn add_worker(&self) -> Result<(), PluginError> {
+        let pool = self
+            .pool()
+            .ok_or_else(|| PluginError::other("ticker is not running"))?;
+        Ok(pool.add_worker().await?)
+    }
+
+    async fn remove_worker(&self) -> Result<bool, PluginError> {
+        let pool = self
+            .pool()
+            .ok_or_else(|| PluginError::other("ticker is not running"))?;
+        Ok(pool.remove_worker().await?)
+    }
+
     /// Healthy while the pool has a live worker.
     async fn health(&self) -> Option<Health> {
         let workers = self.pool().map(|p| p.workers()).unwrap_or_default();
