@@ -352,22 +352,27 @@ fn utc_now() -> String {
 }
 
 fn utc_date(unix_secs: u64) -> String {
-    let (days, rem) = ((unix_secs / 86_400) as i64, unix_secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = rr_logger::utc_time(unix_secs);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year, t.month, t.day, t.hour, t.minute
     )
+}
+
+/// The legend box every plot uses: upper right, on a light background.
+fn draw_legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>, font_size: u32) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", font_size))
+        .draw()
+        .map_err(plot_err)
 }
 
 fn plot_err<E: std::fmt::Display>(err: E) -> anyhow::Error {
@@ -466,14 +471,7 @@ fn plot_exec_throughput(cells: &[ExecCell], path: &Path) -> Result<()> {
             .label(name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 7), (x + 16, y + 7)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 18))
-        .draw()
-        .map_err(plot_err)?;
+    draw_legend(&mut chart, 18)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }
@@ -565,14 +563,7 @@ fn plot_exec_ratio(cells: &[ExecCell], path: &Path) -> Result<()> {
             .label(name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 7), (x + 16, y + 7)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 16))
-        .draw()
-        .map_err(plot_err)?;
+    draw_legend(&mut chart, 16)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }
@@ -662,14 +653,7 @@ fn plot_lateness(l: &Lateness, path: &Path) -> Result<()> {
             .label(format!("target p99 < {LATENESS_TARGET_MS:.0} ms"))
             .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 18))
-        .draw()
-        .map_err(plot_err)?;
+    draw_legend(&mut chart, 18)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }

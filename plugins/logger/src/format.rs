@@ -179,12 +179,28 @@ fn render(format: &Format, level: Level, logger: &str, fields: Fields, now: Syst
     line
 }
 
-/// `2026-11-23T14:17:00.123Z` for a time since the epoch (UTC, civil
-/// calendar by Howard Hinnant's days-from-civil inverse).
-fn iso8601(since_epoch: std::time::Duration) -> String {
-    let secs = since_epoch.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
+/// A UTC calendar date and time of day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    /// Year, e.g. 2026.
+    pub year: i64,
+    /// Month, 1..=12.
+    pub month: i64,
+    /// Day of the month, 1..=31.
+    pub day: i64,
+    /// Hour, 0..=23.
+    pub hour: u64,
+    /// Minute, 0..=59.
+    pub minute: u64,
+    /// Second, 0..=59.
+    pub second: u64,
+}
+
+/// The UTC calendar time of `unix_secs` (Howard Hinnant's civil_from_days;
+/// no time-zone database needed).
+pub fn utc_time(unix_secs: u64) -> UtcTime {
+    let days = (unix_secs / 86_400) as i64;
+    let rem = unix_secs % 86_400;
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -193,12 +209,27 @@ fn iso8601(since_epoch: std::time::Duration) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    UtcTime {
+        year: yoe + era * 400 + i64::from(month <= 2),
+        month,
+        day,
+        hour: rem / 3600,
+        minute: rem % 3600 / 60,
+        second: rem % 60,
+    }
+}
+
+/// `2026-11-23T14:17:00.123Z` for a time since the epoch.
+fn iso8601(since_epoch: std::time::Duration) -> String {
+    let t = utc_time(since_epoch.as_secs());
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
         since_epoch.subsec_millis()
     )
 }

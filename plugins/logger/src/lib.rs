@@ -24,7 +24,7 @@ use tracing::level_filters::LevelFilter;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 
-pub use format::Mode;
+pub use format::{utc_time, Mode, UtcTime};
 use format::{Format, LineLayer};
 
 /// The `logs` section.
