@@ -1,5 +1,5 @@
-//! The plugins compiled into this binary, in one place (RoadRunner's
-//! `container/plugins.go`). The order breaks ties between plugins of equal
+//! The plugins of the stock `rr` binary, in one place (RoadRunner's
+//! `container/plugins.go`); `rr build` makes binaries with fewer or more. The order breaks ties between plugins of equal
 //! weight that do not depend on each other.
 
 use rr_plugin::Plugin;
@@ -16,7 +16,7 @@ pub fn all() -> Vec<Box<dyn Plugin>> {
     ]
 }
 
-/// The names of the plugins this binary ships, for `--version`.
+/// The names of the plugins the stock binary ships.
 pub fn names() -> Vec<&'static str> {
     all().iter().map(|p| p.name()).collect()
 }

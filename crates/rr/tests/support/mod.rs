@@ -259,7 +259,12 @@ impl RrProcess {
     /// Starts the rr binary in `dir` with `args`, both outputs piped into the
     /// line log.
     pub fn spawn(dir: &Path, args: &[&str]) -> RrProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rr"))
+        RrProcess::spawn_binary(Path::new(env!("CARGO_BIN_EXE_rr")), dir, args)
+    }
+
+    /// Like [`RrProcess::spawn`] with another rr binary (one `rr build` made).
+    pub fn spawn_binary(binary: &Path, dir: &Path, args: &[&str]) -> RrProcess {
+        let mut child = Command::new(binary)
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -617,7 +622,8 @@ impl Drop for RrProcess {
     }
 }
 
-/// Whether `pid` is a live (non-zombie) process running a `tests/php` script.
+/// Whether `pid` is a live (non-zombie) process running a `tests/php` script
+/// (or the example plugins' workers).
 pub fn is_test_worker(pid: u32) -> bool {
     let alive = match kill(Pid::from_raw(pid as i32), None) {
         Ok(()) => true,
@@ -638,7 +644,8 @@ pub fn is_test_worker(pid: u32) -> bool {
     }
     // The pid may have been reused by an unrelated process.
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    String::from_utf8_lossy(&cmdline).contains("tests/php/")
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    cmdline.contains("tests/php/") || cmdline.contains("examples/plugins/")
 }
 
 /// Waits until none of `pids` is a live test worker (`kill(pid, 0)` gives
