@@ -7,6 +7,25 @@
 //! dependencies (RoadRunner's endure does the same by reflection) and runs the
 //! lifecycle. A plugin never reaches into another plugin: it only uses the
 //! services, such as [`WorkerServer`] for worker pools.
+//!
+//! # What a plugin can use
+//!
+//! | need | how |
+//! |---|---|
+//! | its config section | [`InitContext::is_configured`], [`InitContext::section`] (errors name the key path) |
+//! | the whole configuration | [`InitContext::config`] |
+//! | PHP workers | `ctx.require::<Arc<dyn WorkerServer>>()`, then [`WorkerServer::new_pool`] with `RR_MODE=<name>` |
+//! | logging | the `tracing` macros with `target: "<plugin name>"`: the `logs` plugin formats them, and `logs.channels.<name>.level` sets their level |
+//! | RPC methods for PHP | `ctx.optional::<Arc<dyn RpcRegistry>>()`, then [`RpcRegistry::register`] |
+//! | metrics | [`Plugin::metrics`] (and [`Plugin::workers`] for pool gauges); [`AtomicHistogram`] for histograms |
+//! | health and readiness probes | [`Plugin::health`], [`Plugin::ready`] |
+//! | `rr reset`, `rr workers`, add/remove workers | [`Plugin::reset`], [`Plugin::workers`], [`Plugin::add_worker`], [`Plugin::remove_worker`] |
+//! | other plugins (management) | `ctx.require::<Arc<PluginDirectory>>()` |
+//! | a fatal error after start-up | [`ServeContext::fail`] stops the server |
+//!
+//! Built-in plugins (`plugins/*`) use exactly this API. A complete
+//! out-of-tree example is `examples/plugins/heartbeat`, and
+//! `docs/custom-plugin.md` walks through writing and building one.
 #![forbid(unsafe_code)]
 
 pub mod container;
