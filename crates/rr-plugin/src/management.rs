@@ -3,7 +3,7 @@
 //! RoadRunner's informer, resetter, status and metrics plugins *collect*
 //! every plugin that has workers, can reset, reports health or exposes
 //! metrics. Here the container keeps a [`PluginDirectory`] of the enabled
-//! plugins, always available as a service, and the [`Plugin`] trait has
+//! plugins, always available as a service, and the [`Plugin`](crate::Plugin) trait has
 //! optional hooks for health, readiness and metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
