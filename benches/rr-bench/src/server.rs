@@ -576,7 +576,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
 }
 
-/// The `(ppid, state)` of a process from /proc/<pid>/stat.
+/// The `(ppid, state)` of a process from `/proc/<pid>/stat`.
 fn stat(pid: u32) -> Option<(u32, char)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.

@@ -1,7 +1,7 @@
 //! One PHP worker process: spawn, handshake, round trips, stop and kill.
 //!
 //! A task owns the OS process and reaps it; everything else talks to that
-//! task through [`WorkerShared`]. So a worker that dies while idle is noticed
+//! task through `WorkerShared`. So a worker that dies while idle is noticed
 //! at once (not at its next exec), and a kill can never hit a reused PID.
 
 use std::collections::VecDeque;
