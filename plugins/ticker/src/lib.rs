@@ -16,11 +16,21 @@
 //!   pool:
 //!     num_workers: 2    # any pool option
 //! ```
+//!
+//! Named schedules (`ticker.schedules`, see `docs/schedules.md`) share the
+//! same pool: each has a `cron` expression (in a `timezone`) or an `every`
+//! interval, an overlap policy, jitter, a timeout and its own payload, and
+//! its context carries `schedule`, `planned` and `started`. When schedules
+//! are configured the legacy tick runs only if `interval` is set explicitly.
 
 #![forbid(unsafe_code)]
 
+pub mod plan;
+pub mod runner;
 pub mod schedule;
+pub mod schedules;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +44,9 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use runner::ScheduleStats;
 pub use schedule::{Tick, TickerStats};
+pub use schedules::{Schedule, ScheduleConfig};
 
 /// The interval used when `ticker.interval` is absent or zero.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -48,6 +60,8 @@ pub struct TickerConfig {
     pub interval: Duration,
     /// The ticker's own pool.
     pub pool: PoolConfig,
+    /// Named schedules (name → schedule), run on the same pool.
+    pub schedules: BTreeMap<String, ScheduleConfig>,
 }
 
 impl Default for TickerConfig {
@@ -55,6 +69,7 @@ impl Default for TickerConfig {
         TickerConfig {
             interval: DEFAULT_INTERVAL,
             pool: PoolConfig::default(),
+            schedules: BTreeMap::new(),
         }
     }
 }
@@ -62,7 +77,8 @@ impl Default for TickerConfig {
 struct Running {
     pool: Pool,
     stop: watch::Sender<bool>,
-    ticks: JoinHandle<()>,
+    ticks: Option<JoinHandle<()>>,
+    schedules: Vec<JoinHandle<()>>,
     watchdog: JoinHandle<()>,
 }
 
@@ -72,6 +88,9 @@ pub struct TickerPlugin {
     config: TickerConfig,
     server: Option<Arc<dyn WorkerServer>>,
     stats: Arc<TickerStats>,
+    /// Whether the design document's single tick runs.
+    legacy: bool,
+    schedules: Vec<(Schedule, Arc<ScheduleStats>)>,
     running: Mutex<Option<Running>>,
 }
 
@@ -79,6 +98,14 @@ impl TickerPlugin {
     /// The ticker's counters.
     pub fn stats(&self) -> Arc<TickerStats> {
         Arc::clone(&self.stats)
+    }
+
+    /// The counters of each named schedule.
+    pub fn schedule_stats(&self) -> Vec<(Arc<str>, Arc<ScheduleStats>)> {
+        self.schedules
+            .iter()
+            .map(|(s, stats)| (Arc::clone(&s.spec.name), Arc::clone(stats)))
+            .collect()
     }
 
     fn pool(&self) -> Option<Pool> {
@@ -112,6 +139,12 @@ impl Plugin for TickerPlugin {
         if config.interval.is_zero() {
             config.interval = DEFAULT_INTERVAL;
         }
+        let schedules = schedules::build(&config.schedules)?;
+        self.legacy = schedules.is_empty() || ctx.config().has("ticker.interval");
+        self.schedules = schedules
+            .into_iter()
+            .map(|s| (s, Arc::new(ScheduleStats::default())))
+            .collect();
         self.server = Some(ctx.require::<Arc<dyn WorkerServer>>()?);
         self.config = config;
         Ok(Status::Enabled)
@@ -125,7 +158,7 @@ impl Plugin for TickerPlugin {
         let env = [("RR_MODE".to_owned(), "ticker".to_owned())];
         let pool = server.new_pool("ticker", &self.config.pool, &env).await?;
         let (stop, stopped) = watch::channel(false);
-        let ticks = {
+        let ticks = self.legacy.then(|| {
             let pool = pool.clone();
             let stats = Arc::clone(&self.stats);
             let interval = self.config.interval;
@@ -139,7 +172,29 @@ impl Plugin for TickerPlugin {
                 })
                 .await;
             })
-        };
+        });
+        let timeline = plan::Timeline::now();
+        let schedules = self
+            .schedules
+            .iter()
+            .map(|(schedule, stats)| {
+                let pool = pool.clone();
+                let body = Arc::clone(&schedule.body);
+                let context = Arc::clone(&schedule.context);
+                let stopped = stop.subscribe();
+                tokio::spawn(runner::run(
+                    schedule.spec.clone(),
+                    timeline,
+                    Arc::clone(stats),
+                    stopped,
+                    move |run: runner::Run| {
+                        let pool = pool.clone();
+                        let payload = Payload::new(run.context(&context), body.to_string());
+                        async move { pool.exec(&payload).await.map(drop) }
+                    },
+                ))
+            })
+            .collect();
         let watchdog = {
             let pool = pool.clone();
             tokio::spawn(async move {
@@ -147,11 +202,17 @@ impl Plugin for TickerPlugin {
                 ctx.fail(PluginError::Other(message));
             })
         };
-        tracing::info!(target: "ticker", interval = ?self.config.interval, workers = pool.workers().len(), "ticker started");
+        if self.legacy {
+            tracing::info!(target: "ticker", interval = ?self.config.interval, workers = pool.workers().len(), "ticker started");
+        }
+        for (schedule, _) in &self.schedules {
+            tracing::info!(target: "ticker", schedule = %schedule.spec.name, timing = %describe(&schedule.spec.timing), overlap = ?schedule.spec.overlap, "schedule started");
+        }
         *self.lock() = Some(Running {
             pool,
             stop,
             ticks,
+            schedules,
             watchdog,
         });
         Ok(())
@@ -163,9 +224,31 @@ impl Plugin for TickerPlugin {
         };
         // The tick in progress completes; no new one starts.
         let _ = running.stop.send(true);
-        let _ = running.ticks.await;
+        if let Some(ticks) = running.ticks {
+            let _ = ticks.await;
+        }
+        for task in running.schedules {
+            let _ = task.await;
+        }
         running.watchdog.abort();
         running.pool.destroy().await;
+        for (schedule, stats) in &self.schedules {
+            tracing::info!(
+                target: "ticker",
+                schedule = %schedule.spec.name,
+                started = stats.started(),
+                succeeded = stats.succeeded(),
+                failed = stats.failed(),
+                timed_out = stats.timed_out(),
+                skipped = stats.skipped(),
+                queued = stats.queued(),
+                replaced = stats.replaced(),
+                "schedule stopped"
+            );
+        }
+        if !self.legacy {
+            return Ok(());
+        }
         tracing::info!(
             target: "ticker",
             sent = self.stats.sent(),
@@ -234,7 +317,7 @@ impl Plugin for TickerPlugin {
             help: help.to_owned(),
             kind: MetricKind::Histogram(vec![(Vec::new(), sample)]),
         };
-        vec![
+        let mut families = vec![
             counter(
                 "rr_ticker_ticks_sent_total",
                 "Ticks executed, successful or not.",
@@ -260,7 +343,93 @@ impl Plugin for TickerPlugin {
                 "How late each tick started against its schedule.",
                 self.stats.lateness.snapshot(),
             ),
+        ];
+        if !self.schedules.is_empty() {
+            families.extend(self.schedule_metrics());
+        }
+        families
+    }
+}
+
+impl TickerPlugin {
+    fn schedule_metrics(&self) -> Vec<MetricFamily> {
+        let label = |name: &Arc<str>| vec![("schedule".to_owned(), name.to_string())];
+        let counter = |name: &str, help: &str, value: fn(&ScheduleStats) -> u64| MetricFamily {
+            name: name.to_owned(),
+            help: help.to_owned(),
+            kind: MetricKind::Counter(
+                self.schedules
+                    .iter()
+                    .map(|(s, stats)| (label(&s.spec.name), value(stats) as f64))
+                    .collect(),
+            ),
+        };
+        let histogram =
+            |name: &str, help: &str, value: fn(&ScheduleStats) -> HistogramSample| MetricFamily {
+                name: name.to_owned(),
+                help: help.to_owned(),
+                kind: MetricKind::Histogram(
+                    self.schedules
+                        .iter()
+                        .map(|(s, stats)| (label(&s.spec.name), value(stats)))
+                        .collect(),
+                ),
+            };
+        vec![
+            counter(
+                "rr_ticker_schedule_runs_started_total",
+                "Schedule runs started.",
+                ScheduleStats::started,
+            ),
+            counter(
+                "rr_ticker_schedule_runs_succeeded_total",
+                "Schedule runs that completed successfully.",
+                ScheduleStats::succeeded,
+            ),
+            counter(
+                "rr_ticker_schedule_runs_failed_total",
+                "Schedule runs that failed (worker error, crash, timeout).",
+                ScheduleStats::failed,
+            ),
+            counter(
+                "rr_ticker_schedule_runs_timed_out_total",
+                "Schedule runs that passed their timeout.",
+                ScheduleStats::timed_out,
+            ),
+            counter(
+                "rr_ticker_schedule_runs_skipped_total",
+                "Due schedule runs dropped by the overlap policy or missed.",
+                ScheduleStats::skipped,
+            ),
+            counter(
+                "rr_ticker_schedule_runs_queued_total",
+                "Due schedule runs held back by overlap: queue.",
+                ScheduleStats::queued,
+            ),
+            counter(
+                "rr_ticker_schedule_runs_replaced_total",
+                "Running schedule runs cancelled by overlap: replace.",
+                ScheduleStats::replaced,
+            ),
+            histogram(
+                "rr_ticker_schedule_run_duration_seconds",
+                "How long each schedule run took.",
+                |s| s.duration.snapshot(),
+            ),
+            histogram(
+                "rr_ticker_schedule_lateness_seconds",
+                "How late each schedule run started against its planned (jittered) time.",
+                |s| s.lateness.snapshot(),
+            ),
         ]
+    }
+}
+
+/// A schedule's timing for the log.
+fn describe(timing: &plan::Timing) -> String {
+    match timing {
+        plan::Timing::Every(every) => format!("every {every:?}"),
+        plan::Timing::Cron { cron, timezone } => format!("cron {:?} in {timezone}", cron.as_str()),
     }
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// Upper bounds (seconds) of the duration and lateness histograms.
-const HISTOGRAM_BOUNDS: [f64; 12] = [
+pub(crate) const HISTOGRAM_BOUNDS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
@@ -168,7 +168,7 @@ const COARSE_MARGIN: Duration = Duration::from_millis(2);
 /// late and capped a 1 ms ticker near 500 ticks a second. So the runtime
 /// timer is used only until shortly before the deadline, and a blocking
 /// thread sleeps the rest with the OS's high-resolution timer.
-async fn wait_until(deadline: Instant) {
+pub(crate) async fn wait_until(deadline: Instant) {
     if let Some(coarse) = deadline.checked_sub(COARSE_MARGIN) {
         tokio::time::sleep_until(coarse).await;
     }
