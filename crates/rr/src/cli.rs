@@ -1,5 +1,5 @@
 //! The management commands: `rr reset`, `rr workers` and `rr stop`
-//! (RoadRunner's `internal/cli/{reset,workers,stop}`).
+//! (RoadRunner's `internal/cli/{reset,workers,stop}`), and `rr schedules`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -195,6 +195,114 @@ fn ago(nanos: u128) -> String {
     }
 }
 
+/// `rr schedules [list]`: one table row per schedule.
+pub(crate) fn schedules_list(cli: &Cli) -> Result<ExitCode> {
+    let mut client = connect(cli)?;
+    client.set_call_timeout(Some(CALL_TIMEOUT))?;
+    let list = client.call_json("schedules.List", &true)?;
+    let schedules = list
+        .as_array()
+        .ok_or_else(|| anyhow!("schedules.List did not answer a list: {list}"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    print!("{}", schedules_table(schedules, now));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rr schedules trigger|pause|resume NAME`.
+pub(crate) fn schedules_command(cli: &Cli, method: &str, name: &str) -> Result<ExitCode> {
+    let mut client = connect(cli)?;
+    client.set_call_timeout(Some(CALL_TIMEOUT))?;
+    let reply = client.call_json(&format!("schedules.{method}"), &name)?;
+    match (method, reply.as_bool()) {
+        ("Trigger", Some(true)) => println!("schedule triggered: [{name}]"),
+        ("Trigger", _) => {
+            println!(
+                "schedule not started: [{name}] (its overlap policy skipped or queued the run)"
+            );
+        }
+        ("Pause", _) => println!("schedule paused: [{name}]"),
+        _ => println!("schedule resumed: [{name}]"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME | SPEC | STATE | NEXT | LAST | RESULT | RUNS`, columns aligned.
+fn schedules_table(schedules: &[serde_json::Value], now_ms: i64) -> String {
+    let header = ["NAME", "SPEC", "STATE", "NEXT", "LAST", "RESULT", "RUNS"].map(str::to_owned);
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_owned();
+    let rows: Vec<[String; 7]> = schedules
+        .iter()
+        .map(|s| {
+            let mut spec = text(&s["spec"]);
+            if let Some(tz) = s["timezone"].as_str() {
+                spec.push_str(&format!(" ({tz})"));
+            }
+            let state = if s["paused"].as_bool() == Some(true) {
+                "paused"
+            } else {
+                "active"
+            };
+            let counts = &s["counts"];
+            let count = |k: &str| counts[k].as_u64().unwrap_or(0);
+            let mut runs = format!("{} ok, {} failed", count("succeeded"), count("failed"));
+            if count("skipped") > 0 {
+                runs.push_str(&format!(", {} skipped", count("skipped")));
+            }
+            [
+                text(&s["name"]),
+                spec,
+                state.to_owned(),
+                s["next_run"]
+                    .as_i64()
+                    .map_or_else(|| "-".to_owned(), |t| relative(t - now_ms)),
+                s["last_run"]
+                    .as_i64()
+                    .map_or_else(|| "-".to_owned(), |t| relative(t - now_ms)),
+                text(&s["last_result"]),
+                runs,
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String; 7]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", padded.join(" | ").trim_end())
+    };
+    let mut out = line(&header);
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    out.push_str(&format!("{}\n", rule.join("-+-")));
+    for row in &rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+/// A time relative to now: `in 3s` ahead, `2s ago` behind.
+fn relative(delta_ms: i64) -> String {
+    let span = |secs: u64| match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=86_399 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    };
+    if delta_ms >= 0 {
+        format!("in {}", span(delta_ms.unsigned_abs().div_ceil(1000)))
+    } else {
+        format!("{} ago", span(delta_ms.unsigned_abs() / 1000))
+    }
+}
+
 /// `rr stop [-f]`: SIGTERM to the pid in `.pid`; with `-f` a second one
 /// after 1 s, which makes rr exit at once.
 pub(crate) fn stop(cli: &Cli, force: bool) -> Result<ExitCode> {
@@ -233,6 +341,28 @@ mod tests {
         assert_eq!(ago(5_000_000_000), "5s ago");
         assert_eq!(ago(125_000_000_000), "2m ago");
         assert_eq!(ago(7_200_000_000_000), "2h ago");
+    }
+
+    #[test]
+    fn schedules_table_shows_state_and_relative_times() {
+        let list = serde_json::json!([
+            {"name": "beat", "spec": "every 30s", "timezone": null, "paused": false,
+             "next_run": 13_000, "last_run": 8_000, "last_result": "ok",
+             "counts": {"started": 3, "succeeded": 3, "failed": 0, "skipped": 0}},
+            {"name": "nightly", "spec": "cron 0 0 * * *", "timezone": "UTC", "paused": true,
+             "next_run": null, "last_run": null, "last_result": null,
+             "counts": {"started": 0, "succeeded": 0, "failed": 0, "skipped": 2}},
+        ]);
+        let text = schedules_table(list.as_array().expect("list"), 10_000);
+        assert_eq!(
+            text,
+            "NAME    | SPEC                 | STATE  | NEXT  | LAST   | RESULT | RUNS\n\
+             --------+----------------------+--------+-------+--------+--------+--------------------------\n\
+             beat    | every 30s            | active | in 3s | 2s ago | ok     | 3 ok, 0 failed\n\
+             nightly | cron 0 0 * * * (UTC) | paused | -     | -      | -      | 0 ok, 0 failed, 2 skipped\n"
+        );
+        assert_eq!(relative(-125_000), "2m ago");
+        assert_eq!(relative(500), "in 1s");
     }
 
     #[test]

@@ -64,6 +64,28 @@ struct Cli {
     command: Command,
 }
 
+/// `rr schedules ...`.
+#[derive(Debug, Subcommand)]
+enum SchedulesAction {
+    /// Show every schedule: spec, state, next and last run, last result, runs.
+    List,
+    /// Run a schedule now (under its overlap policy).
+    Trigger {
+        /// The schedule's name.
+        name: String,
+    },
+    /// Stop planning a schedule's runs until it is resumed.
+    Pause {
+        /// The schedule's name.
+        name: String,
+    },
+    /// Plan a paused schedule's runs again, from now on its timeline.
+    Resume {
+        /// The schedule's name.
+        name: String,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the server.
@@ -80,6 +102,11 @@ enum Command {
         interactive: bool,
         /// Plugins to show; all that have workers when none is given.
         plugins: Vec<String>,
+    },
+    /// List, trigger, pause or resume the ticker's named schedules (over RPC).
+    Schedules {
+        #[command(subcommand)]
+        action: Option<SchedulesAction>,
     },
     /// Stop the server whose pid is in `.pid` (see `rr serve -p`).
     Stop {
@@ -144,6 +171,14 @@ pub fn run_versioned(plugins: Vec<Box<dyn Plugin>>, version: Option<&str>) -> Ex
             interactive,
             plugins,
         } => cli::workers(&cli, plugins, *interactive),
+        Command::Schedules { action } => match action {
+            None | Some(SchedulesAction::List) => cli::schedules_list(&cli),
+            Some(SchedulesAction::Trigger { name }) => {
+                cli::schedules_command(&cli, "Trigger", name)
+            }
+            Some(SchedulesAction::Pause { name }) => cli::schedules_command(&cli, "Pause", name),
+            Some(SchedulesAction::Resume { name }) => cli::schedules_command(&cli, "Resume", name),
+        },
         Command::Stop { force } => cli::stop(&cli, *force),
         Command::Build => {
             let spec = if explicit("config") {

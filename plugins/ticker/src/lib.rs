@@ -22,9 +22,12 @@
 //! interval, an overlap policy, jitter, a timeout and its own payload, and
 //! its context carries `schedule`, `planned` and `started`. When schedules
 //! are configured the legacy tick runs only if `interval` is set explicitly.
+//! With an `rpc` section, the `schedules` RPC service ([`control`]) lists,
+//! triggers, pauses and resumes them (`rr schedules`).
 
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod plan;
 pub mod runner;
 pub mod schedule;
@@ -37,11 +40,11 @@ use std::time::Duration;
 use rr_config::duration::non_negative;
 use rr_plugin::{
     async_trait, Health, HistogramSample, InitContext, MetricFamily, MetricKind, Plugin,
-    PluginError, ServeContext, ServiceKey, Status, WorkerServer,
+    PluginError, RpcRegistry, ServeContext, ServiceKey, Status, WorkerServer,
 };
 use rr_pool::{Payload, Pool, PoolConfig, WorkerInfo, WorkerStatus};
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use runner::ScheduleStats;
@@ -91,6 +94,8 @@ pub struct TickerPlugin {
     /// Whether the design document's single tick runs.
     legacy: bool,
     schedules: Vec<(Schedule, Arc<ScheduleStats>)>,
+    /// Each schedule's command channel, taken by its loop in `serve`.
+    controls: Mutex<Vec<Option<mpsc::UnboundedReceiver<runner::Control>>>>,
     running: Mutex<Option<Running>>,
 }
 
@@ -128,7 +133,10 @@ impl Plugin for TickerPlugin {
     }
 
     fn requires(&self) -> Vec<ServiceKey> {
-        vec![ServiceKey::of::<Arc<dyn WorkerServer>>()]
+        vec![
+            ServiceKey::of::<Arc<dyn WorkerServer>>(),
+            ServiceKey::of::<Arc<dyn RpcRegistry>>(),
+        ]
     }
 
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<Status, PluginError> {
@@ -145,6 +153,31 @@ impl Plugin for TickerPlugin {
             .into_iter()
             .map(|s| (s, Arc::new(ScheduleStats::default())))
             .collect();
+        let (senders, receivers): (Vec<_>, Vec<_>) = self
+            .schedules
+            .iter()
+            .map(|_| {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                (sender, Some(receiver))
+            })
+            .unzip();
+        *self.controls.lock().unwrap_or_else(|p| p.into_inner()) = receivers;
+        if !self.schedules.is_empty() {
+            if let Some(registry) = ctx.optional::<Arc<dyn RpcRegistry>>() {
+                let entries = self
+                    .schedules
+                    .iter()
+                    .zip(senders)
+                    .map(|((schedule, stats), sender)| {
+                        control::Entry::new(schedule, Arc::clone(stats), sender)
+                    })
+                    .collect();
+                registry.register(
+                    "schedules",
+                    Arc::new(control::SchedulesService::new(entries)),
+                );
+            }
+        }
         self.server = Some(ctx.require::<Arc<dyn WorkerServer>>()?);
         self.config = config;
         Ok(Status::Enabled)
@@ -174,19 +207,24 @@ impl Plugin for TickerPlugin {
             })
         });
         let timeline = plan::Timeline::now();
+        let mut controls =
+            std::mem::take(&mut *self.controls.lock().unwrap_or_else(|p| p.into_inner()));
+        controls.resize_with(self.schedules.len(), || None);
         let schedules = self
             .schedules
             .iter()
-            .map(|(schedule, stats)| {
+            .zip(controls)
+            .map(|((schedule, stats), control)| {
                 let pool = pool.clone();
                 let body = Arc::clone(&schedule.body);
                 let context = Arc::clone(&schedule.context);
                 let stopped = stop.subscribe();
-                tokio::spawn(runner::run(
+                tokio::spawn(runner::run_controlled(
                     schedule.spec.clone(),
                     timeline,
                     Arc::clone(stats),
                     stopped,
+                    control,
                     move |run: runner::Run| {
                         let pool = pool.clone();
                         let payload = Payload::new(run.context(&context), body.to_string());
@@ -243,6 +281,7 @@ impl Plugin for TickerPlugin {
                 skipped = stats.skipped(),
                 queued = stats.queued(),
                 replaced = stats.replaced(),
+                caught_up = stats.caught_up(),
                 "schedule stopped"
             );
         }
@@ -410,6 +449,11 @@ impl TickerPlugin {
                 "rr_ticker_schedule_runs_replaced_total",
                 "Running schedule runs cancelled by overlap: replace.",
                 ScheduleStats::replaced,
+            ),
+            counter(
+                "rr_ticker_schedule_runs_caught_up_total",
+                "Schedule runs missed while paused and run on resume (catch_up).",
+                ScheduleStats::caught_up,
             ),
             histogram(
                 "rr_ticker_schedule_run_duration_seconds",

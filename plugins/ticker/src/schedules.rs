@@ -10,7 +10,10 @@ use rr_config::ConfigError;
 use serde::Deserialize;
 
 use crate::plan::{parse_cron, parse_timezone, Timing};
-use crate::runner::{Overlap, ScheduleSpec};
+use crate::runner::{CatchUp, Overlap, ScheduleSpec};
+
+/// `catch_up_limit` when absent.
+pub const DEFAULT_CATCH_UP_LIMIT: usize = 10;
 
 /// One entry of `ticker.schedules`, as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -35,6 +38,11 @@ pub struct ScheduleConfig {
     pub timeout: Option<Duration>,
     /// Run once at start.
     pub run_on_start: bool,
+    /// `none` (default), `last` or `all`: runs missed while paused that
+    /// `Resume` runs.
+    pub catch_up: Option<String>,
+    /// How many missed runs `catch_up: all` runs at most (default 10).
+    pub catch_up_limit: Option<usize>,
     /// The payload body; `{"schedule": NAME}` when absent.
     pub body: Option<String>,
     /// Extra payload context keys.
@@ -135,6 +143,32 @@ fn build_one(name: &str, c: &ScheduleConfig) -> Result<Schedule, ConfigError> {
             ))
         }
     }
+    let catch_up = match c.catch_up.as_deref().map(str::trim) {
+        None | Some("none") => CatchUp::None,
+        Some("last") => CatchUp::Last,
+        Some("all") => CatchUp::All(c.catch_up_limit.unwrap_or(DEFAULT_CATCH_UP_LIMIT)),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                key("catch_up"),
+                format!("{other:?}: expected none, last or all"),
+            ))
+        }
+    };
+    match (catch_up, c.catch_up_limit) {
+        (CatchUp::All(0), _) => {
+            return Err(ConfigError::invalid(
+                key("catch_up_limit"),
+                "must be at least 1",
+            ))
+        }
+        (CatchUp::All(_), _) | (_, None) => {}
+        (_, Some(_)) => {
+            return Err(ConfigError::invalid(
+                key("catch_up_limit"),
+                "applies to `catch_up: all` only",
+            ))
+        }
+    }
     if c.timeout.is_some_and(|t| t.is_zero()) {
         return Err(ConfigError::invalid(key("timeout"), "must be above zero"));
     }
@@ -153,6 +187,7 @@ fn build_one(name: &str, c: &ScheduleConfig) -> Result<Schedule, ConfigError> {
             jitter: c.jitter.unwrap_or_default(),
             timeout: c.timeout,
             run_on_start: c.run_on_start,
+            catch_up,
         },
         body: Arc::from(body),
         context: Arc::new(c.context.clone()),
@@ -177,7 +212,7 @@ mod tests {
     #[test]
     fn a_full_schedule_reads() {
         let schedules = read(
-            "    report:\n      cron: \"0 */5 * * * *\"\n      timezone: Europe/Berlin\n      overlap: allow\n      max_concurrent: 2\n      jitter: 2s\n      timeout: 10s\n      run_on_start: true\n      body: '{\"kind\":\"report\"}'\n      context: { team: \"ops\", n: 3 }\n    beat:\n      every: 30s\n",
+            "    report:\n      cron: \"0 */5 * * * *\"\n      timezone: Europe/Berlin\n      overlap: allow\n      max_concurrent: 2\n      jitter: 2s\n      timeout: 10s\n      run_on_start: true\n      catch_up: all\n      catch_up_limit: 3\n      body: '{\"kind\":\"report\"}'\n      context: { team: \"ops\", n: 3 }\n    beat:\n      every: 30s\n",
         )
         .expect("valid");
         assert_eq!(schedules.len(), 2);
@@ -191,6 +226,8 @@ mod tests {
         assert_eq!(report.spec.jitter, Duration::from_secs(2));
         assert_eq!(report.spec.timeout, Some(Duration::from_secs(10)));
         assert!(report.spec.run_on_start);
+        assert_eq!(report.spec.catch_up, CatchUp::All(3));
+        assert_eq!(beat.spec.catch_up, CatchUp::None);
         assert_eq!(&*report.body, r#"{"kind":"report"}"#);
         assert_eq!(report.context["team"], "ops");
         assert_eq!(report.context["n"], 3);
@@ -241,6 +278,18 @@ mod tests {
             (
                 "    r:\n      every: 1s\n      timeout: abc\n",
                 "ticker.schedules.r.timeout",
+            ),
+            (
+                "    r:\n      every: 1s\n      catch_up: some\n",
+                "ticker.schedules.r.catch_up",
+            ),
+            (
+                "    r:\n      every: 1s\n      catch_up: last\n      catch_up_limit: 2\n",
+                "ticker.schedules.r.catch_up_limit",
+            ),
+            (
+                "    r:\n      every: 1s\n      catch_up: all\n      catch_up_limit: 0\n",
+                "ticker.schedules.r.catch_up_limit",
             ),
         ] {
             let err = read(yaml).expect_err(yaml).to_string();
