@@ -145,13 +145,19 @@ fn table(workers: &[WorkerState], now_nanos: u128) -> String {
             ]
         })
         .collect();
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
+    render_table(&header, &rows)
+}
+
+/// A `|`-separated table with a rule under the header, columns padded to
+/// their widest cell.
+fn render_table<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
+            *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: &[String; 5]| {
+    let line = |cells: &[String; N]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(widths)
@@ -159,10 +165,10 @@ fn table(workers: &[WorkerState], now_nanos: u128) -> String {
             .collect();
         format!("{}\n", padded.join(" | ").trim_end())
     };
-    let mut text = line(&header);
+    let mut text = line(header);
     let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     text.push_str(&format!("{}\n", rule.join("-+-")));
-    for row in &rows {
+    for row in rows {
         text.push_str(&line(row));
     }
     text
@@ -265,27 +271,7 @@ fn schedules_table(schedules: &[serde_json::Value], now_ms: i64) -> String {
             ]
         })
         .collect();
-    let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String; 7]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
-            .collect();
-        format!("{}\n", padded.join(" | ").trim_end())
-    };
-    let mut out = line(&header);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    out.push_str(&format!("{}\n", rule.join("-+-")));
-    for row in &rows {
-        out.push_str(&line(row));
-    }
-    out
+    render_table(&header, &rows)
 }
 
 /// A time relative to now: `in 3s` ahead, `2s ago` behind.
