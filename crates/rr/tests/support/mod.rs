@@ -264,14 +264,7 @@ impl RrProcess {
 
     /// Like [`RrProcess::spawn`] with another rr binary (one `rr build` made).
     pub fn spawn_binary(binary: &Path, dir: &Path, args: &[&str]) -> RrProcess {
-        let mut child = Command::new(binary)
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the rr binary");
+        let mut child = spawn_piped(binary, dir, args);
         let started = Instant::now();
         let (sender, receiver) = mpsc::channel();
         let stderr = child.stderr.take().expect("piped stderr");
@@ -822,17 +815,22 @@ pub fn rpc_section(port: u16) -> String {
     format!("rpc:\n  listen: tcp://127.0.0.1:{port}\n")
 }
 
-/// Runs the rr binary in `dir` with `args` to completion (a management
-/// command such as `rr reset`); SIGKILLs it and fails after `timeout`.
-pub fn run_rr(dir: &Path, args: &[&str], timeout: Duration) -> std::process::Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_rr"))
+/// Starts an rr binary in `dir` with no stdin and both outputs piped.
+fn spawn_piped(binary: &Path, dir: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(binary)
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn the rr binary");
+        .expect("spawn the rr binary")
+}
+
+/// Runs the rr binary in `dir` with `args` to completion (a management
+/// command such as `rr reset`); SIGKILLs it and fails after `timeout`.
+pub fn run_rr(dir: &Path, args: &[&str], timeout: Duration) -> std::process::Output {
+    let child = spawn_piped(Path::new(env!("CARGO_BIN_EXE_rr")), dir, args);
     let pid = Pid::from_raw(child.id() as i32);
     let (sender, receiver) = mpsc::channel();
     std::thread::spawn(move || {
