@@ -207,6 +207,27 @@ impl Pool {
     /// past `exec_ttl` is killed and replaced, and this exec fails. A worker
     /// that asks to stop is replaced and the payload goes to another worker.
     pub async fn exec(&self, payload: &Payload) -> Result<Payload, ExecError> {
+        self.exec_waiting(payload, None).await
+    }
+
+    /// [`Pool::exec`], waiting at most `wait` (capped by `allocate_timeout`)
+    /// for a free worker. Running out of that wait is the caller's to
+    /// report: it fails with [`ExecError::NoFreeWorkers`] without the
+    /// pool's own error log, because a caller that sets its own wait (a
+    /// schedule, say) treats a busy pool as an expected outcome.
+    pub async fn exec_within(
+        &self,
+        payload: &Payload,
+        wait: Duration,
+    ) -> Result<Payload, ExecError> {
+        self.exec_waiting(payload, Some(wait)).await
+    }
+
+    async fn exec_waiting(
+        &self,
+        payload: &Payload,
+        wait: Option<Duration>,
+    ) -> Result<Payload, ExecError> {
         if payload.is_empty() {
             return Err(ExecError::EmptyPayload);
         }
@@ -217,7 +238,7 @@ impl Pool {
             let leased = if inner.config.debug {
                 inner.lease_fresh().await?
             } else {
-                inner.take_worker().await?
+                inner.take_worker(wait).await?
             };
             let lane = leased.lane();
             let attempt = on_lane(lane, leased.execute(payload.clone()))
@@ -319,7 +340,7 @@ impl Pool {
         if inner.num_workers.load(Ordering::Acquire) <= 1 {
             return Ok(false);
         }
-        let mut leased = inner.take_worker().await?;
+        let mut leased = inner.take_worker(None).await?;
         let Some(worker) = leased.worker.take() else {
             return Err(ExecError::Stopped);
         };
@@ -664,8 +685,9 @@ impl PoolInner {
         Ok(Leased::new(worker, Arc::clone(self)))
     }
 
-    /// Takes a free worker, waiting up to `allocate_timeout`.
-    async fn take_worker(self: &Arc<Self>) -> Result<Leased, ExecError> {
+    /// Takes a free worker, waiting up to `allocate_timeout`, or up to
+    /// `wait` (quietly) when the caller sets its own bound.
+    async fn take_worker(self: &Arc<Self>, wait: Option<Duration>) -> Result<Leased, ExecError> {
         let lane = self.here();
         // Fast path: a worker is free, no need to queue as a waiter.
         if !self.destroyed.load(Ordering::Acquire) {
@@ -673,7 +695,10 @@ impl PoolInner {
                 return Ok(Leased::new(worker, Arc::clone(self)));
             }
         }
-        let deadline = Instant::now() + self.config.allocate_timeout;
+        let limit = wait.map_or(self.config.allocate_timeout, |w| {
+            w.min(self.config.allocate_timeout)
+        });
+        let deadline = Instant::now() + limit;
         loop {
             let ready = self.idle_ready.notified();
             tokio::pin!(ready);
@@ -690,8 +715,10 @@ impl PoolInner {
                 if let Some(worker) = self.pop_idle(lane) {
                     return Ok(Leased::new(worker, Arc::clone(self)));
                 }
-                tracing::error!(target: "server", pool = %self.name, "no free workers in the pool, wait timeout exceed");
-                return Err(ExecError::NoFreeWorkers(self.config.allocate_timeout));
+                if wait.is_none() {
+                    tracing::error!(target: "server", pool = %self.name, "no free workers in the pool, wait timeout exceed");
+                }
+                return Err(ExecError::NoFreeWorkers(limit));
             }
         }
     }

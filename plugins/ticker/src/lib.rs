@@ -27,11 +27,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod control;
 pub mod plan;
 pub mod runner;
 pub mod schedule;
 pub mod schedules;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,15 @@ pub struct TickerConfig {
     pub pool: PoolConfig,
     /// Named schedules (name → schedule), run on the same pool.
     pub schedules: BTreeMap<String, ScheduleConfig>,
+    /// Where the schedules' watermark, pause state and missed runs are
+    /// kept across restarts; nothing is kept when absent.
+    pub state_file: Option<std::path::PathBuf>,
+    /// One fire per cluster: the shared store of run claims.
+    pub cluster: cluster::ClusterConfig,
+    /// Rehearse the schedules as if `rr` started at this UTC time
+    /// (RFC 3339); the clock then runs at real speed. For trying cron and
+    /// daylight-saving behaviour with real workers; never in production.
+    pub rehearse_from: Option<String>,
 }
 
 impl Default for TickerConfig {
@@ -73,6 +84,9 @@ impl Default for TickerConfig {
             interval: DEFAULT_INTERVAL,
             pool: PoolConfig::default(),
             schedules: BTreeMap::new(),
+            state_file: None,
+            cluster: cluster::ClusterConfig::default(),
+            rehearse_from: None,
         }
     }
 }
@@ -82,6 +96,8 @@ struct Running {
     stop: watch::Sender<bool>,
     ticks: Option<JoinHandle<()>>,
     schedules: Vec<JoinHandle<()>>,
+    /// Saves the schedules' state; its last write follows the loops' end.
+    writer: Option<JoinHandle<()>>,
     watchdog: JoinHandle<()>,
 }
 
@@ -93,6 +109,8 @@ pub struct TickerPlugin {
     stats: Arc<TickerStats>,
     /// Whether the design document's single tick runs.
     legacy: bool,
+    /// `ticker.rehearse_from`, read.
+    rehearse_from: Option<chrono::DateTime<chrono::Utc>>,
     schedules: Vec<(Schedule, Arc<ScheduleStats>)>,
     /// Each schedule's command channel, taken by its loop in `serve`.
     controls: Mutex<Vec<Option<mpsc::UnboundedReceiver<runner::Control>>>>,
@@ -148,6 +166,32 @@ impl Plugin for TickerPlugin {
             config.interval = DEFAULT_INTERVAL;
         }
         let schedules = schedules::build(&config.schedules)?;
+        self.rehearse_from = match &config.rehearse_from {
+            Some(text) => Some(
+                chrono::DateTime::parse_from_rfc3339(text.trim())
+                    .map_err(|e| {
+                        rr_config::ConfigError::invalid(
+                            "ticker.rehearse_from",
+                            format!("{text:?} is not an RFC 3339 time ({e})"),
+                        )
+                    })?
+                    .with_timezone(&chrono::Utc),
+            ),
+            None => None,
+        };
+        if config.cluster.is_enabled()
+            && config
+                .cluster
+                .redis
+                .as_ref()
+                .is_some_and(|r| r.addrs.is_empty())
+        {
+            return Err(rr_config::ConfigError::missing(
+                "ticker.cluster.redis.addrs",
+                "the cluster needs a Redis address (host:port)",
+            )
+            .into());
+        }
         self.legacy = schedules.is_empty() || ctx.config().has("ticker.interval");
         self.schedules = schedules
             .into_iter()
@@ -206,7 +250,30 @@ impl Plugin for TickerPlugin {
                 .await;
             })
         });
-        let timeline = plan::Timeline::now();
+        let timeline = match &self.rehearse_from {
+            Some(from) => plan::Timeline::starting_at(*from),
+            None => plan::Timeline::now(),
+        };
+        let store = match &self.config.state_file {
+            Some(path) if !self.schedules.is_empty() => {
+                let store = Arc::new(
+                    state::StateStore::load(path).map_err(|e| PluginError::other(e.to_string()))?,
+                );
+                let names: Vec<&str> = self.schedules.iter().map(|(s, _)| &*s.spec.name).collect();
+                store.retain(&names);
+                Some(store)
+            }
+            _ => None,
+        };
+        let claims = if self.config.cluster.is_enabled() && !self.schedules.is_empty() {
+            Some(
+                cluster::RedisClaims::connect(&self.config.cluster)
+                    .await
+                    .map_err(|e| PluginError::other(e.to_string()))?,
+            )
+        } else {
+            None
+        };
         let mut controls =
             std::mem::take(&mut *self.controls.lock().unwrap_or_else(|p| p.into_inner()));
         controls.resize_with(self.schedules.len(), || None);
@@ -218,21 +285,39 @@ impl Plugin for TickerPlugin {
                 let pool = pool.clone();
                 let body = Arc::clone(&schedule.body);
                 let context = Arc::clone(&schedule.context);
+                let wait = schedule.worker_wait;
                 let stopped = stop.subscribe();
+                let hooks = runner::Hooks {
+                    control,
+                    store: store.clone(),
+                    claims: claims.clone(),
+                };
                 tokio::spawn(runner::run_controlled(
                     schedule.spec.clone(),
                     timeline,
                     Arc::clone(stats),
                     stopped,
-                    control,
+                    hooks,
                     move |run: runner::Run| {
                         let pool = pool.clone();
                         let payload = Payload::new(run.context(&context), body.to_string());
-                        async move { pool.exec(&payload).await.map(drop) }
+                        async move {
+                            let reply = match wait {
+                                Some(wait) => pool.exec_within(&payload, wait).await,
+                                None => pool.exec(&payload).await,
+                            };
+                            reply.map(drop).map_err(runner::RunError::from)
+                        }
                     },
                 ))
             })
             .collect();
+        let writer = store.map(|store| {
+            let mut stopped = stop.subscribe();
+            tokio::spawn(store.write_until(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        });
         let watchdog = {
             let pool = pool.clone();
             tokio::spawn(async move {
@@ -244,13 +329,14 @@ impl Plugin for TickerPlugin {
             tracing::info!(target: "ticker", interval = ?self.config.interval, workers = pool.workers().len(), "ticker started");
         }
         for (schedule, _) in &self.schedules {
-            tracing::info!(target: "ticker", schedule = %schedule.spec.name, timing = %describe(&schedule.spec.timing), overlap = ?schedule.spec.overlap, "schedule started");
+            tracing::info!(target: "ticker", schedule = %schedule.spec.name, timing = %schedule.spec.timing.describe(), overlap = ?schedule.spec.overlap, "schedule started");
         }
         *self.lock() = Some(Running {
             pool,
             stop,
             ticks,
             schedules,
+            writer,
             watchdog,
         });
         Ok(())
@@ -268,6 +354,9 @@ impl Plugin for TickerPlugin {
         for task in running.schedules {
             let _ = task.await;
         }
+        if let Some(writer) = running.writer {
+            let _ = writer.await;
+        }
         running.watchdog.abort();
         running.pool.destroy().await;
         for (schedule, stats) in &self.schedules {
@@ -282,6 +371,8 @@ impl Plugin for TickerPlugin {
                 queued = stats.queued(),
                 replaced = stats.replaced(),
                 caught_up = stats.caught_up(),
+                no_worker = stats.no_worker(),
+                elsewhere = stats.elsewhere(),
                 "schedule stopped"
             );
         }
@@ -452,8 +543,18 @@ impl TickerPlugin {
             ),
             counter(
                 "rr_ticker_schedule_runs_caught_up_total",
-                "Schedule runs missed while paused and run on resume (catch_up).",
+                "Missed schedule runs (paused, rr down, no free worker) run later by catch_up.",
                 ScheduleStats::caught_up,
+            ),
+            counter(
+                "rr_ticker_schedule_runs_no_worker_total",
+                "Schedule runs that found no free worker within worker_wait.",
+                ScheduleStats::no_worker,
+            ),
+            counter(
+                "rr_ticker_schedule_runs_claimed_elsewhere_total",
+                "Planned schedule runs another cluster instance claimed.",
+                ScheduleStats::elsewhere,
             ),
             histogram(
                 "rr_ticker_schedule_run_duration_seconds",
@@ -466,14 +567,6 @@ impl TickerPlugin {
                 |s| s.lateness.snapshot(),
             ),
         ]
-    }
-}
-
-/// A schedule's timing for the log.
-fn describe(timing: &plan::Timing) -> String {
-    match timing {
-        plan::Timing::Every(every) => format!("every {every:?}"),
-        plan::Timing::Cron { cron, timezone } => format!("cron {:?} in {timezone}", cron.as_str()),
     }
 }
 

@@ -24,6 +24,29 @@ pub enum Timing {
     },
 }
 
+impl Timing {
+    /// `every 1s` or `cron 0 * * * * (Europe/Berlin)`: how logs and the
+    /// saved state name a timing.
+    pub fn describe(&self) -> String {
+        match self {
+            Timing::Every(every) => format!("every {}", crate::control::go_duration(*every)),
+            Timing::Cron { cron, timezone } => format!("cron {} ({timezone})", cron.as_str()),
+        }
+    }
+
+    /// The gap between the planned times that follow `after` (a cron
+    /// expression's gaps vary; this one stands for "about one period").
+    pub fn period_after(&self, after: DateTime<Utc>) -> Duration {
+        match self {
+            Timing::Every(every) => *every,
+            Timing::Cron { .. } => next_after(self, after)
+                .and_then(|first| Some((first, next_after(self, first)?)))
+                .and_then(|(first, second)| (second - first).to_std().ok())
+                .unwrap_or(Duration::from_secs(3600)),
+        }
+    }
+}
+
 /// Parses a cron expression: 5 fields (minute first), 6 fields (seconds
 /// first), or a macro (`@yearly`, `@annually`, `@monthly`, `@weekly`,
 /// `@daily`, `@midnight`, `@hourly`). `@every` is not cron; use `every:`.

@@ -7,6 +7,7 @@
 //! while they execute; the overlap policy decides what a due run does while
 //! others are still in flight.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,10 @@ use rr_plugin::AtomicHistogram;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::cluster::RunClaims;
 use crate::plan::{jitter_delay, next_after, unix_ms, Timeline, Timing};
 use crate::schedule::{wait_until, HISTOGRAM_BOUNDS};
+use crate::state::{SavedSchedule, StateStore};
 
 /// What a due run does while earlier runs are still in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +88,8 @@ pub struct Run {
     pub planned: DateTime<Utc>,
     /// When it started.
     pub started: DateTime<Utc>,
+    /// The cluster's fencing token for this run (cluster mode only).
+    pub fence: Option<u64>,
 }
 
 impl Run {
@@ -95,6 +100,9 @@ impl Run {
         map.insert("schedule".to_owned(), self.schedule.to_string().into());
         map.insert("planned".to_owned(), unix_ms(self.planned).into());
         map.insert("started".to_owned(), unix_ms(self.started).into());
+        if let Some(fence) = self.fence {
+            map.insert("fence".to_owned(), fence.into());
+        }
         serde_json::Value::Object(map).to_string()
     }
 }
@@ -135,6 +143,8 @@ pub struct ScheduleStats {
     queued: AtomicU64,
     replaced: AtomicU64,
     caught_up: AtomicU64,
+    no_worker: AtomicU64,
+    elsewhere: AtomicU64,
     /// How long each run took, seconds.
     pub duration: AtomicHistogram,
     /// How late each run started against its (jittered) planned time, seconds.
@@ -167,6 +177,8 @@ impl Default for ScheduleStats {
             queued: AtomicU64::new(0),
             replaced: AtomicU64::new(0),
             caught_up: AtomicU64::new(0),
+            no_worker: AtomicU64::new(0),
+            elsewhere: AtomicU64::new(0),
             duration: AtomicHistogram::new(&HISTOGRAM_BOUNDS),
             lateness: AtomicHistogram::new(&HISTOGRAM_BOUNDS),
             status: Mutex::new(ScheduleStatus::default()),
@@ -195,22 +207,90 @@ getters! {
     skipped: "Due runs dropped by the overlap policy (or missed while the loop was late).",
     queued: "Due runs held back by `overlap: queue` to start when the running one ends.",
     replaced: "Running runs cancelled by `overlap: replace`.",
-    caught_up: "Runs missed while paused and run on `Resume` (`catch_up`).",
+    caught_up: "Missed runs (paused, `rr` down, no free worker) run later by `catch_up`.",
+    no_worker: "Runs that found no free worker within `worker_wait`.",
+    elsewhere: "Planned runs another cluster instance claimed and ran.",
 }
 
 fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
 
+/// Why a run did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// No worker became free within the schedule's `worker_wait`: the run
+    /// never started on a worker.
+    NoWorker(Duration),
+    /// The run failed: a worker error, a crash, the pool's `exec_ttl`.
+    Failed(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::NoWorker(wait) => write!(f, "no free worker within {wait:?}"),
+            RunError::Failed(cause) => f.write_str(cause),
+        }
+    }
+}
+
+impl From<rr_pool::ExecError> for RunError {
+    fn from(error: rr_pool::ExecError) -> Self {
+        match error {
+            rr_pool::ExecError::NoFreeWorkers(wait) => RunError::NoWorker(wait),
+            other => RunError::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for RunError {
+    fn from(cause: String) -> Self {
+        RunError::Failed(cause)
+    }
+}
+
 enum Outcome {
     Ok,
     Failed(String),
     TimedOut(Duration),
+    NoWorker(Duration),
+}
+
+impl From<Result<(), RunError>> for Outcome {
+    fn from(result: Result<(), RunError>) -> Self {
+        match result {
+            Ok(()) => Outcome::Ok,
+            Err(RunError::NoWorker(wait)) => Outcome::NoWorker(wait),
+            Err(RunError::Failed(cause)) => Outcome::Failed(cause),
+        }
+    }
+}
+
+/// A planned time that still has to run: missed while paused, while `rr`
+/// was down, or for want of a free worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Missed {
+    planned: DateTime<Utc>,
+    /// The fencing token when this instance already won its cluster claim.
+    fence: Option<u64>,
+}
+
+/// What a schedule's loop is connected to besides its pool.
+#[derive(Debug, Default)]
+pub struct Hooks {
+    /// Commands from the control API.
+    pub control: Option<mpsc::UnboundedReceiver<Control>>,
+    /// Where the watermark, pause state and backlog are saved; the saved
+    /// state is restored at start.
+    pub store: Option<Arc<StateStore>>,
+    /// The cluster's claims: a planned run starts only when claimed.
+    pub claims: Option<Arc<dyn RunClaims>>,
 }
 
 /// Runs `spec` until `stop` turns true; runs in flight then complete (or
 /// reach their timeout), a queued one is dropped.
-pub async fn run<F, Fut, E>(
+pub async fn run<F, Fut>(
     spec: ScheduleSpec,
     timeline: Timeline,
     stats: Arc<ScheduleStats>,
@@ -218,10 +298,9 @@ pub async fn run<F, Fut, E>(
     execute: F,
 ) where
     F: Fn(Run) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: std::fmt::Display + Send + 'static,
+    Fut: Future<Output = Result<(), RunError>> + Send + 'static,
 {
-    run_controlled(spec, timeline, stats, stop, None, execute).await;
+    run_controlled(spec, timeline, stats, stop, Hooks::default(), execute).await;
 }
 
 /// What the overlap policy makes of a run due now.
@@ -305,210 +384,495 @@ pub fn missed_times(
     }
 }
 
-/// [`run`], also obeying `control` (trigger, pause, resume).
-pub async fn run_controlled<F, Fut, E>(
+/// One schedule's loop and everything it owns.
+struct Loop<F> {
     spec: ScheduleSpec,
     timeline: Timeline,
     stats: Arc<ScheduleStats>,
-    mut stop: watch::Receiver<bool>,
-    mut control: Option<mpsc::UnboundedReceiver<Control>>,
-    execute: F,
-) where
-    F: Fn(Run) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: std::fmt::Display + Send + 'static,
-{
-    let execute = Arc::new(execute);
-    let name = Arc::clone(&spec.name);
-    let mut running: JoinSet<Outcome> = JoinSet::new();
-    let mut pending: Option<DateTime<Utc>> = None;
-    let mut paused = false;
-    // Runs missed while paused that `catch_up` runs, oldest first.
-    let mut backlog: std::collections::VecDeque<DateTime<Utc>> = Default::default();
-    let room = match spec.overlap {
-        Overlap::Allow(max) => max.max(1),
-        _ => 1,
-    };
-    let now = timeline.now_utc();
-    let mut planned = if spec.run_on_start {
-        Some(now)
-    } else {
-        next_after(&spec.timing, now)
-    };
-    stats.update(|s| s.next_run = planned);
-    let jittered = |planned: DateTime<Utc>, immediate: bool| {
-        let delay = if immediate {
-            Duration::ZERO
-        } else {
-            jitter_delay(spec.jitter)
-        };
-        planned + chrono::Duration::from_std(delay).unwrap_or_default()
-    };
-    let mut fire = planned.map(|p| jittered(p, spec.run_on_start));
-    let mut timer = Box::pin(wait_until(
-        fire.map_or_else(far_future, |f| timeline.instant_of(f)),
-    ));
+    execute: Arc<F>,
+    store: Option<Arc<StateStore>>,
+    claims: Option<Arc<dyn RunClaims>>,
+    /// How the timing reads in the saved state.
+    described: String,
+    running: JoinSet<(Missed, Outcome)>,
+    pending: Option<DateTime<Utc>>,
+    paused: bool,
+    /// Missed planned times that `catch_up` runs, oldest first.
+    backlog: VecDeque<Missed>,
+    /// At most this many runs at once.
+    room: usize,
+    /// When to try the backlog again after a run found no free worker.
+    retry: Option<tokio::time::Instant>,
+    /// Stopping: runs in flight finish, nothing new starts.
+    stopping: bool,
+}
 
-    let start = |running: &mut JoinSet<Outcome>, planned: DateTime<Utc>, due: DateTime<Utc>| {
-        let started = timeline.now_utc();
-        let lateness = (started - due).to_std().unwrap_or_default();
-        stats.lateness.observe(lateness.as_secs_f64());
-        bump(&stats.started, 1);
-        stats.update(|s| s.last_run = Some(started));
-        let run = Run {
-            schedule: Arc::clone(&name),
-            planned,
-            started,
+impl<F, Fut> Loop<F>
+where
+    F: Fn(Run) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), RunError>> + Send + 'static,
+{
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn save(&self, change: impl FnOnce(&mut SavedSchedule)) {
+        if let Some(store) = &self.store {
+            store.update(&self.spec.name, &self.described, change);
+        }
+    }
+
+    fn save_backlog(&self) {
+        let backlog = self.backlog.iter().map(|m| unix_ms(m.planned)).collect();
+        self.save(|s| s.backlog = backlog);
+    }
+
+    /// Keeps `missed` for catch-up within the policy's bound; those that
+    /// fall out are skipped.
+    fn keep_missed(&mut self, missed: impl IntoIterator<Item = Missed>) {
+        let keep = self.spec.catch_up.keep();
+        for item in missed {
+            if self.backlog.iter().any(|m| m.planned == item.planned) {
+                continue;
+            }
+            if keep == 0 {
+                self.skipped(item.planned, "no catch-up");
+                continue;
+            }
+            self.backlog.push_back(item);
+            if self.backlog.len() > keep {
+                if let Some(dropped) = self.backlog.pop_front() {
+                    self.skipped(dropped.planned, "beyond the catch-up limit");
+                }
+            }
+        }
+        self.backlog.make_contiguous().sort_by_key(|m| m.planned);
+        self.save_backlog();
+    }
+
+    fn skipped(&self, planned: DateTime<Utc>, why: &str) {
+        bump(&self.stats.skipped, 1);
+        tracing::debug!(target: "ticker", schedule = %self.name(), planned = unix_ms(planned), why, "schedule run skipped");
+    }
+
+    /// Claims `planned` in the cluster; `None` when it must not run here.
+    async fn claim(&self, missed: Missed) -> Option<Missed> {
+        let Some(claims) = &self.claims else {
+            return Some(missed);
         };
-        let execute = Arc::clone(&execute);
-        let timeout = spec.timeout;
-        let stats = Arc::clone(&stats);
-        running.spawn(async move {
+        if missed.fence.is_some() {
+            return Some(missed);
+        }
+        let ttl = self.claim_ttl();
+        let age = (self.timeline.now_utc() - missed.planned)
+            .to_std()
+            .unwrap_or_default();
+        if age >= ttl {
+            // Its claim may have expired: another instance may have run
+            // it, and nothing can tell any more.
+            self.skipped(missed.planned, "older than the cluster claims are kept");
+            return None;
+        }
+        match claims
+            .claim(&self.spec.name, unix_ms(missed.planned), ttl)
+            .await
+        {
+            Ok(Some(fence)) => Some(Missed {
+                fence: Some(fence),
+                ..missed
+            }),
+            Ok(None) => {
+                bump(&self.stats.elsewhere, 1);
+                tracing::debug!(target: "ticker", schedule = %self.name(), planned = unix_ms(missed.planned), "schedule run claimed by another instance");
+                None
+            }
+            Err(e) => {
+                bump(&self.stats.failed, 1);
+                tracing::warn!(target: "ticker", schedule = %self.name(), planned = unix_ms(missed.planned), error = %e, "schedule run not started");
+                self.stats
+                    .update(|s| s.last_result = Some(format!("failed: {e}")));
+                None
+            }
+        }
+    }
+
+    /// How long a cluster claim is kept: long enough for any instance to
+    /// still be catching up on it.
+    fn claim_ttl(&self) -> Duration {
+        let period = self.spec.timing.period_after(self.timeline.now_utc());
+        let runs = self.spec.catch_up.keep().max(1) as u32 + 2;
+        period.saturating_mul(runs).max(Duration::from_secs(3600))
+    }
+
+    /// Starts a run of `missed` now; `due` is when it was meant to start.
+    fn start(&mut self, missed: Missed, due: DateTime<Utc>) {
+        let started = self.timeline.now_utc();
+        let lateness = (started - due).to_std().unwrap_or_default();
+        self.stats.lateness.observe(lateness.as_secs_f64());
+        bump(&self.stats.started, 1);
+        self.stats.update(|s| s.last_run = Some(started));
+        let run = Run {
+            schedule: Arc::clone(&self.spec.name),
+            planned: missed.planned,
+            started,
+            fence: missed.fence,
+        };
+        let execute = Arc::clone(&self.execute);
+        let timeout = self.spec.timeout;
+        let stats = Arc::clone(&self.stats);
+        self.running.spawn(async move {
             let began = tokio::time::Instant::now();
             let exec = execute(run);
             let outcome = match timeout {
                 Some(limit) => match tokio::time::timeout(limit, exec).await {
-                    Ok(Ok(())) => Outcome::Ok,
-                    Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                    Ok(result) => Outcome::from(result),
                     Err(_) => Outcome::TimedOut(limit),
                 },
-                None => match exec.await {
-                    Ok(()) => Outcome::Ok,
-                    Err(e) => Outcome::Failed(e.to_string()),
-                },
+                None => Outcome::from(exec.await),
             };
-            stats.duration.observe(began.elapsed().as_secs_f64());
-            outcome
-        });
-    };
-
-    // A run due now under the overlap policy; true when it started.
-    macro_rules! due_now {
-        ($planned:expr, $due:expr) => {{
-            let (due_planned, due) = ($planned, $due);
-            match admit(spec.overlap, running.len(), pending.is_some()) {
-                Admit::Start => {
-                    start(&mut running, due_planned, due);
-                    true
-                }
-                Admit::Skip => {
-                    skip(&spec.name, &stats, due_planned);
-                    false
-                }
-                Admit::Queue => {
-                    pending = Some(due_planned);
-                    bump(&stats.queued, 1);
-                    false
-                }
-                Admit::Replace => {
-                    let cancelled = running.len() as u64;
-                    // Dropping an exec future kills its worker: that is
-                    // how the pool treats a caller that gives up.
-                    running.shutdown().await;
-                    bump(&stats.replaced, cancelled);
-                    tracing::info!(target: "ticker", schedule = %spec.name, cancelled, "running schedule run replaced by a new one");
-                    start(&mut running, due_planned, due);
-                    true
-                }
+            if !matches!(outcome, Outcome::NoWorker(_)) {
+                stats.duration.observe(began.elapsed().as_secs_f64());
             }
-        }};
+            (missed, outcome)
+        });
     }
 
+    /// Starts catch-up runs while there is room.
+    async fn drain_backlog(&mut self) {
+        let mut changed = false;
+        while self.running.len() < self.room {
+            let Some(missed) = self.backlog.pop_front() else {
+                break;
+            };
+            changed = true;
+            if let Some(claimed) = self.claim(missed).await {
+                bump(&self.stats.caught_up, 1);
+                self.start(claimed, claimed.planned);
+            }
+        }
+        if changed {
+            self.save_backlog();
+        }
+    }
+
+    /// A run due now under the overlap policy; true when it started.
+    async fn due_now(&mut self, planned: DateTime<Utc>, due: DateTime<Utc>, claim: bool) -> bool {
+        let missed = Missed {
+            planned,
+            fence: None,
+        };
+        match admit(
+            self.spec.overlap,
+            self.running.len(),
+            self.pending.is_some(),
+        ) {
+            Admit::Start => {
+                let Some(claimed) = self.claim_if(missed, claim).await else {
+                    return false;
+                };
+                self.start(claimed, due);
+                true
+            }
+            Admit::Skip => {
+                bump(&self.stats.skipped, 1);
+                tracing::debug!(target: "ticker", schedule = %self.name(), planned = unix_ms(planned), "schedule run skipped: the previous run is still in flight");
+                false
+            }
+            Admit::Queue => {
+                self.pending = Some(planned);
+                bump(&self.stats.queued, 1);
+                false
+            }
+            Admit::Replace => {
+                let Some(claimed) = self.claim_if(missed, claim).await else {
+                    return false;
+                };
+                let cancelled = self.running.len() as u64;
+                // Dropping an exec future kills its worker: that is how
+                // the pool treats a caller that gives up.
+                self.running.shutdown().await;
+                bump(&self.stats.replaced, cancelled);
+                tracing::info!(target: "ticker", schedule = %self.name(), cancelled, "running schedule run replaced by a new one");
+                self.start(claimed, due);
+                true
+            }
+        }
+    }
+
+    async fn claim_if(&self, missed: Missed, claim: bool) -> Option<Missed> {
+        if claim {
+            self.claim(missed).await
+        } else {
+            Some(missed)
+        }
+    }
+
+    /// Deals with a run that ended.
+    async fn finished(&mut self, done: Result<(Missed, Outcome), tokio::task::JoinError>) {
+        let result = match done {
+            Ok((_, Outcome::Ok)) => {
+                bump(&self.stats.succeeded, 1);
+                "ok".to_owned()
+            }
+            Ok((_, Outcome::Failed(error))) => {
+                bump(&self.stats.failed, 1);
+                tracing::warn!(target: "ticker", schedule = %self.name(), error = %error, "schedule run failed");
+                format!("failed: {error}")
+            }
+            Ok((_, Outcome::TimedOut(limit))) => {
+                bump(&self.stats.failed, 1);
+                bump(&self.stats.timed_out, 1);
+                tracing::warn!(target: "ticker", schedule = %self.name(), timeout = ?limit, "schedule run timed out; its worker is killed");
+                format!("failed: timed out after {limit:?}")
+            }
+            Ok((missed, Outcome::NoWorker(wait))) => {
+                bump(&self.stats.no_worker, 1);
+                let again = self.spec.catch_up.keep() > 0;
+                tracing::warn!(target: "ticker", schedule = %self.name(), planned = unix_ms(missed.planned), wait = ?wait, catch_up = again, "schedule run found no free worker");
+                // Not a failure of the PHP code: the pool was saturated.
+                // Catch-up tries again once the wait has passed once more.
+                self.keep_missed([missed]);
+                if again {
+                    self.retry = Some(tokio::time::Instant::now() + wait);
+                }
+                format!("skipped: no free worker within {wait:?}")
+            }
+            // Cancelled by `replace` (already counted).
+            Err(e) if e.is_cancelled() => return,
+            Err(e) => {
+                bump(&self.stats.failed, 1);
+                tracing::warn!(target: "ticker", schedule = %self.name(), error = %e, "schedule run panicked");
+                format!("failed: {e}")
+            }
+        };
+        self.stats.update(|s| s.last_result = Some(result));
+        if self.stopping || self.retry.is_some() {
+            return;
+        }
+        if let Some(queued) = self.pending.take() {
+            let missed = Missed {
+                planned: queued,
+                fence: None,
+            };
+            if let Some(claimed) = self.claim(missed).await {
+                self.start(claimed, queued);
+            }
+        }
+        self.drain_backlog().await;
+    }
+}
+
+/// [`run`], also connected to `hooks`: the control API (trigger, pause,
+/// resume), the saved state, and the cluster's claims.
+pub async fn run_controlled<F, Fut>(
+    spec: ScheduleSpec,
+    timeline: Timeline,
+    stats: Arc<ScheduleStats>,
+    mut stop: watch::Receiver<bool>,
+    hooks: Hooks,
+    execute: F,
+) where
+    F: Fn(Run) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), RunError>> + Send + 'static,
+{
+    let Hooks {
+        mut control,
+        store,
+        claims,
+    } = hooks;
+    let room = match spec.overlap {
+        Overlap::Allow(max) => max.max(1),
+        _ => 1,
+    };
+    let described = spec.timing.describe();
+    let saved = store
+        .as_ref()
+        .and_then(|s| s.get(&spec.name))
+        .filter(|saved| saved.spec == described);
+    let mut this = Loop {
+        timeline,
+        stats: Arc::clone(&stats),
+        execute: Arc::new(execute),
+        store,
+        claims,
+        described,
+        running: JoinSet::new(),
+        pending: None,
+        paused: false,
+        backlog: VecDeque::new(),
+        room,
+        retry: None,
+        stopping: false,
+        spec,
+    };
+    let now = timeline.now_utc();
+    // Where the timeline goes on from: after the saved watermark when `rr`
+    // ran this schedule before, else after now.
+    let mut planned = match saved.as_ref().and_then(|s| s.watermark) {
+        Some(watermark) => {
+            let watermark = DateTime::<Utc>::from_timestamp_millis(watermark).unwrap_or(now);
+            next_after(&this.spec.timing, watermark)
+        }
+        None => next_after(&this.spec.timing, now),
+    };
+    if let Some(saved) = saved {
+        this.paused = saved.paused;
+        let restored = saved
+            .backlog
+            .iter()
+            .filter_map(|ms| DateTime::<Utc>::from_timestamp_millis(*ms))
+            .map(|planned| Missed {
+                planned,
+                fence: None,
+            });
+        this.keep_missed(restored);
+        if !this.paused {
+            let (next, missed, recent) =
+                missed_times(&this.spec.timing, planned, now, this.spec.catch_up.keep());
+            let kept = recent.len() as u64;
+            let last = recent.last().copied();
+            bump(&this.stats.skipped, missed - kept);
+            this.keep_missed(recent.into_iter().map(|planned| Missed {
+                planned,
+                fence: None,
+            }));
+            if missed > 0 {
+                tracing::info!(target: "ticker", schedule = %this.name(), missed, catching_up = kept, "schedule runs missed while rr was down");
+            }
+            if let Some(last) = last {
+                this.save(|s| s.watermark = Some(unix_ms(last)));
+            }
+            planned = next;
+        }
+        this.stats.update(|s| s.paused = this.paused);
+    }
+    let run_on_start = this.spec.run_on_start;
+    let jittered = |planned: DateTime<Utc>, jitter: Duration| {
+        planned + chrono::Duration::from_std(jitter_delay(jitter)).unwrap_or_default()
+    };
+    let jitter = this.spec.jitter;
+    let at = |fire: Option<DateTime<Utc>>| fire.map_or_else(far_future, |f| timeline.instant_of(f));
+    let mut fire = match (this.paused, run_on_start) {
+        (true, _) => None,
+        (false, true) => {
+            planned = Some(now);
+            Some(now)
+        }
+        (false, false) => planned.map(|p| jittered(p, jitter)),
+    };
+    this.stats
+        .update(|s| s.next_run = if this.paused { None } else { planned });
+    let mut timer = Box::pin(wait_until(at(fire)));
+    this.drain_backlog().await;
+
     loop {
+        let retry_at = this.retry.unwrap_or_else(far_future);
         tokio::select! {
             // Stop wins over a run that is due at the same instant.
             biased;
             () = stopped(&mut stop) => break,
             command = next_command(&mut control) => match command {
                 Control::Trigger(reply) => {
-                    let now = timeline.now_utc();
-                    let started = due_now!(now, now);
-                    tracing::info!(target: "ticker", schedule = %spec.name, started, "schedule triggered");
+                    let now = this.timeline.now_utc();
+                    // A trigger is this instance's own act, not a planned
+                    // time the cluster shares, so it is not claimed.
+                    let started = this.due_now(now, now, false).await;
+                    tracing::info!(target: "ticker", schedule = %this.name(), started, "schedule triggered");
                     let _ = reply.send(started);
                 }
                 Control::Pause(reply) => {
-                    if !paused {
-                        paused = true;
+                    if !this.paused {
+                        this.paused = true;
                         fire = None;
                         timer.set(wait_until(far_future()));
-                        stats.update(|s| {
+                        this.stats.update(|s| {
                             s.paused = true;
                             s.next_run = None;
                         });
-                        tracing::info!(target: "ticker", schedule = %spec.name, "schedule paused");
+                        this.save(|s| s.paused = true);
+                        tracing::info!(target: "ticker", schedule = %this.name(), "schedule paused");
                     }
                     let _ = reply.send(());
                 }
                 Control::Resume(reply) => {
-                    if paused {
-                        paused = false;
+                    if this.paused {
+                        this.paused = false;
                         // Back on the absolute timeline: the planned times
-                        // passed while paused are skipped.
+                        // passed while paused are skipped or caught up.
                         let (next, missed, recent) = missed_times(
-                            &spec.timing,
+                            &this.spec.timing,
                             planned,
-                            timeline.now_utc(),
-                            spec.catch_up.keep(),
+                            this.timeline.now_utc(),
+                            this.spec.catch_up.keep(),
                         );
-                        bump(&stats.skipped, missed - recent.len() as u64);
-                        backlog.extend(recent);
-                        while running.len() < room {
-                            let Some(missed_at) = backlog.pop_front() else { break };
-                            bump(&stats.caught_up, 1);
-                            start(&mut running, missed_at, missed_at);
-                        }
+                        bump(&this.stats.skipped, missed - recent.len() as u64);
+                        let last = recent.last().copied();
+                        this.keep_missed(recent.into_iter().map(|planned| Missed { planned, fence: None }));
+                        this.drain_backlog().await;
                         planned = next;
-                        fire = next.map(|n| jittered(n, false));
-                        timer.set(wait_until(fire.map_or_else(far_future, |f| timeline.instant_of(f))));
-                        stats.update(|s| {
+                        fire = next.map(|n| jittered(n, jitter));
+                        timer.set(wait_until(at(fire)));
+                        this.stats.update(|s| {
                             s.paused = false;
                             s.next_run = next;
                         });
-                        tracing::info!(target: "ticker", schedule = %spec.name, missed, "schedule resumed");
+                        this.save(|s| {
+                            s.paused = false;
+                            if let Some(last) = last {
+                                s.watermark = Some(unix_ms(last));
+                            }
+                        });
+                        tracing::info!(target: "ticker", schedule = %this.name(), missed, "schedule resumed");
                     }
                     let _ = reply.send(());
                 }
             },
-            Some(done) = running.join_next(), if !running.is_empty() => {
-                record(&spec.name, &stats, done);
-                if let Some(queued) = pending.take() {
-                    start(&mut running, queued, queued);
-                }
-                while running.len() < room {
-                    let Some(missed_at) = backlog.pop_front() else { break };
-                    bump(&stats.caught_up, 1);
-                    start(&mut running, missed_at, missed_at);
-                }
+            Some(done) = this.running.join_next(), if !this.running.is_empty() => {
+                this.finished(done).await;
+            }
+            () = tokio::time::sleep_until(retry_at), if this.retry.is_some() => {
+                this.retry = None;
+                this.drain_backlog().await;
             }
             () = &mut timer, if fire.is_some() => {
                 let (Some(due_planned), Some(due)) = (planned, fire) else { continue };
-                due_now!(due_planned, due);
+                if this.backlog.is_empty() {
+                    this.due_now(due_planned, due, true).await;
+                } else {
+                    // Missed runs still wait for their turn (no free worker,
+                    // or catching up): this one joins them, in order, so
+                    // `catch_up: last` keeps only the newest.
+                    this.keep_missed([Missed { planned: due_planned, fence: None }]);
+                    this.drain_backlog().await;
+                }
+                this.save(|s| s.watermark = Some(unix_ms(due_planned)));
                 // The next planned time after this one; those already
                 // passed (the loop was late by whole periods) are missed.
                 let (next, missed) = first_after(
-                    &spec.timing,
-                    next_after(&spec.timing, due_planned),
-                    timeline.now_utc(),
+                    &this.spec.timing,
+                    next_after(&this.spec.timing, due_planned),
+                    this.timeline.now_utc(),
                 );
                 if missed > 0 {
-                    bump(&stats.skipped, missed);
-                    tracing::warn!(target: "ticker", schedule = %spec.name, missed, "schedule runs missed: the scheduler was late by whole periods");
+                    bump(&this.stats.skipped, missed);
+                    tracing::warn!(target: "ticker", schedule = %this.name(), missed, "schedule runs missed: the scheduler was late by whole periods");
                 }
                 planned = next;
-                stats.update(|s| s.next_run = next);
-                fire = next.map(|n| jittered(n, false));
-                timer.set(wait_until(fire.map_or_else(far_future, |f| timeline.instant_of(f))));
+                this.stats.update(|s| s.next_run = next);
+                fire = next.map(|n| jittered(n, jitter));
+                timer.set(wait_until(at(fire)));
             }
         }
     }
-    if !backlog.is_empty() {
-        tracing::info!(target: "ticker", schedule = %spec.name, dropped = backlog.len(), "catch-up runs dropped at stop");
+    if !this.backlog.is_empty() {
+        tracing::info!(target: "ticker", schedule = %this.name(), kept = this.backlog.len(), "catch-up runs left for later");
     }
-    if let Some(queued) = pending {
-        tracing::debug!(target: "ticker", schedule = %spec.name, planned = unix_ms(queued), "queued schedule run dropped at stop");
+    if let Some(queued) = this.pending {
+        tracing::debug!(target: "ticker", schedule = %this.name(), planned = unix_ms(queued), "queued schedule run dropped at stop");
     }
-    while let Some(done) = running.join_next().await {
-        record(&spec.name, &stats, done);
+    this.stopping = true;
+    while let Some(done) = this.running.join_next().await {
+        this.finished(done).await;
     }
 }
 
@@ -530,39 +894,6 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
-}
-
-fn skip(name: &str, stats: &ScheduleStats, planned: DateTime<Utc>) {
-    bump(&stats.skipped, 1);
-    tracing::debug!(target: "ticker", schedule = %name, planned = unix_ms(planned), "schedule run skipped: the previous run is still in flight");
-}
-
-fn record(name: &str, stats: &ScheduleStats, done: Result<Outcome, tokio::task::JoinError>) {
-    let result = match done {
-        Ok(Outcome::Ok) => {
-            bump(&stats.succeeded, 1);
-            "ok".to_owned()
-        }
-        Ok(Outcome::Failed(error)) => {
-            bump(&stats.failed, 1);
-            tracing::warn!(target: "ticker", schedule = %name, error = %error, "schedule run failed");
-            format!("failed: {error}")
-        }
-        Ok(Outcome::TimedOut(limit)) => {
-            bump(&stats.failed, 1);
-            bump(&stats.timed_out, 1);
-            tracing::warn!(target: "ticker", schedule = %name, timeout = ?limit, "schedule run timed out; its worker is killed");
-            format!("failed: timed out after {limit:?}")
-        }
-        // Cancelled by `replace` (already counted) or a panic in the executor.
-        Err(e) if e.is_cancelled() => return,
-        Err(e) => {
-            bump(&stats.failed, 1);
-            tracing::warn!(target: "ticker", schedule = %name, error = %e, "schedule run panicked");
-            format!("failed: {e}")
-        }
-    };
-    stats.update(|s| s.last_result = Some(result));
 }
 
 #[cfg(test)]
@@ -620,7 +951,7 @@ mod tests {
                         };
                         tokio::time::sleep(work).await;
                         seen.lock().unwrap_or_else(|p| p.into_inner())[index].2 = true;
-                        Ok::<(), String>(())
+                        Ok::<(), RunError>(())
                     }
                 },
             ))
@@ -805,7 +1136,7 @@ mod tests {
                     seen.lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .push((r.planned, begin.elapsed()));
-                    async { Ok::<(), String>(()) }
+                    async { Ok::<(), RunError>(()) }
                 },
             ))
         };
@@ -849,14 +1180,17 @@ mod tests {
                 Timeline::starting_at(origin),
                 Arc::clone(&stats),
                 stop_rx,
-                Some(commands),
+                Hooks {
+                    control: Some(commands),
+                    ..Hooks::default()
+                },
                 move |r: Run| {
                     seen.lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .push((r.planned - origin).num_milliseconds());
                     async move {
                         tokio::time::sleep(work).await;
-                        Ok::<(), String>(())
+                        Ok::<(), RunError>(())
                     }
                 },
             ))
@@ -985,5 +1319,206 @@ mod tests {
             missed_times(&cron, Some(t(1000)), t(4500), 3),
             (Some(t(5000)), 4, vec![t(2000), t(3000), t(4000)])
         );
+    }
+}
+
+/// Catch-up after a saturated pool and a restart, and cluster claims.
+#[cfg(test)]
+mod recovery_tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// (planned ms, fence) of each completed run.
+    type Completed = Vec<(i64, Option<u64>)>;
+
+    fn origin() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("date")
+            .with_timezone(&Utc)
+    }
+
+    fn ms(t: i64) -> DateTime<Utc> {
+        origin() + chrono::Duration::milliseconds(t)
+    }
+
+    fn every(ms: u64, catch_up: CatchUp) -> ScheduleSpec {
+        ScheduleSpec {
+            name: Arc::from("job"),
+            timing: Timing::Every(Duration::from_millis(ms)),
+            overlap: Overlap::Skip,
+            jitter: Duration::ZERO,
+            timeout: None,
+            run_on_start: false,
+            catch_up,
+        }
+    }
+
+    /// Runs `spec` with `hooks` on a paused clock for `total`; `answer`
+    /// decides each run's result from its planned ms (after a 10 ms run).
+    /// Returns the planned ms of the runs that completed, and the fences.
+    async fn drive(
+        spec: ScheduleSpec,
+        hooks: Hooks,
+        total: Duration,
+        answer: impl Fn(i64) -> Result<(), RunError> + Send + Sync + 'static,
+    ) -> (Vec<i64>, Vec<Option<u64>>, Arc<ScheduleStats>) {
+        let stats = Arc::new(ScheduleStats::default());
+        let done: Arc<Mutex<Completed>> = Arc::default();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let answer = Arc::new(answer);
+        let task = {
+            let done = Arc::clone(&done);
+            tokio::spawn(run_controlled(
+                spec,
+                Timeline::starting_at(origin()),
+                Arc::clone(&stats),
+                stop_rx,
+                hooks,
+                move |r: Run| {
+                    let done = Arc::clone(&done);
+                    let answer = Arc::clone(&answer);
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        let planned = (r.planned - origin()).num_milliseconds();
+                        let result = answer(planned);
+                        if result.is_ok() {
+                            done.lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((planned, r.fence));
+                        }
+                        result
+                    }
+                },
+            ))
+        };
+        tokio::time::sleep(total).await;
+        let _ = stop_tx.send(true);
+        task.await.expect("loop ends");
+        let done = done.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (
+            done.iter().map(|d| d.0).collect(),
+            done.iter().map(|d| d.1).collect(),
+            stats,
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_that_found_no_worker_is_caught_up_when_one_is_free() {
+        // The pool is saturated for the first 450 ms of each drive.
+        let busy = || {
+            let start = tokio::time::Instant::now();
+            move |_planned: i64| {
+                if start.elapsed() < Duration::from_millis(450) {
+                    Err(RunError::NoWorker(Duration::from_millis(50)))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        // catch_up: none: the missed runs are skipped, never retried.
+        let (done, _, stats) = drive(
+            every(100, CatchUp::None),
+            Hooks::default(),
+            Duration::from_millis(750),
+            busy(),
+        )
+        .await;
+        assert_eq!(done, [500, 600, 700]);
+        assert_eq!((stats.no_worker(), stats.caught_up()), (4, 0));
+        assert_eq!(stats.status().last_result.as_deref(), Some("ok"));
+
+        // catch_up: last: the latest missed one (400) runs as soon as a
+        // worker is free, before the next planned one.
+        let (done, _, stats) = drive(
+            every(100, CatchUp::Last),
+            Hooks::default(),
+            Duration::from_millis(750),
+            busy(),
+        )
+        .await;
+        assert_eq!(done, [400, 500, 600, 700]);
+        assert!(stats.caught_up() >= 1 && stats.failed() == 0, "{stats:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_catches_up_from_the_saved_watermark() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        // The previous `rr` ran up to -450 ms and left 550 ms ago.
+        let store = Arc::new(StateStore::load(&path).expect("store"));
+        let spec = every(100, CatchUp::All(3));
+        store.update("job", &spec.timing.describe(), |s| {
+            s.watermark = Some(unix_ms(ms(-500)))
+        });
+        let hooks = Hooks {
+            store: Some(Arc::clone(&store)),
+            ..Hooks::default()
+        };
+        let (done, _, stats) = drive(spec, hooks, Duration::from_millis(250), |_| Ok(())).await;
+        // Missed: -400 .. 0 (5 times); the latest 3 run at once, then the
+        // timeline goes on at 100, 200.
+        assert_eq!(done, [-200, -100, 0, 100, 200]);
+        assert_eq!((stats.caught_up(), stats.skipped()), (3, 2));
+        let saved = store.get("job").expect("saved");
+        assert_eq!(saved.watermark, Some(unix_ms(ms(200))));
+        assert!(saved.backlog.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_saved_pause_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(StateStore::load(&dir.path().join("s.json")).expect("store"));
+        let spec = every(100, CatchUp::None);
+        store.update("job", &spec.timing.describe(), |s| {
+            s.watermark = Some(unix_ms(ms(-300)));
+            s.paused = true;
+        });
+        let hooks = Hooks {
+            store: Some(store),
+            ..Hooks::default()
+        };
+        let (done, _, stats) = drive(spec, hooks, Duration::from_millis(350), |_| Ok(())).await;
+        assert!(done.is_empty(), "{done:?}");
+        assert!(stats.status().paused);
+    }
+
+    /// Grants the claims of planned times that are multiples of 200 ms.
+    #[derive(Debug, Default)]
+    struct EveryOtherClaim {
+        fence: std::sync::atomic::AtomicU64,
+    }
+
+    #[rr_plugin::async_trait]
+    impl RunClaims for EveryOtherClaim {
+        async fn claim(
+            &self,
+            _schedule: &str,
+            planned_ms: i64,
+            _ttl: Duration,
+        ) -> Result<Option<u64>, crate::cluster::ClaimError> {
+            if (planned_ms - unix_ms(origin())) % 200 == 0 {
+                Ok(Some(self.fence.fetch_add(1, Ordering::SeqCst) + 1))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_claimed_runs_start_and_carry_their_fence() {
+        let hooks = Hooks {
+            claims: Some(Arc::new(EveryOtherClaim::default())),
+            ..Hooks::default()
+        };
+        let (done, fences, stats) = drive(
+            every(100, CatchUp::None),
+            hooks,
+            Duration::from_millis(850),
+            |_| Ok(()),
+        )
+        .await;
+        assert_eq!(done, [200, 400, 600, 800]);
+        assert_eq!(fences, [Some(1), Some(2), Some(3), Some(4)]);
+        assert_eq!((stats.elsewhere(), stats.skipped()), (4, 0));
     }
 }

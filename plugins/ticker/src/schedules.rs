@@ -47,6 +47,10 @@ pub struct ScheduleConfig {
     pub body: Option<String>,
     /// Extra payload context keys.
     pub context: serde_json::Map<String, serde_json::Value>,
+    /// How long a due run waits for a free worker before it counts as
+    /// `no_worker` (default: the pool's `allocate_timeout`).
+    #[serde(deserialize_with = "option_non_negative")]
+    pub worker_wait: Option<Duration>,
 }
 
 /// A checked schedule: its loop's spec and its payload.
@@ -58,6 +62,9 @@ pub struct Schedule {
     pub body: Arc<str>,
     /// Extra context keys.
     pub context: Arc<serde_json::Map<String, serde_json::Value>>,
+    /// How long a due run waits for a free worker; `None` is the pool's
+    /// `allocate_timeout`.
+    pub worker_wait: Option<Duration>,
 }
 
 /// Checks every schedule; errors name the key, e.g.
@@ -169,6 +176,12 @@ fn build_one(name: &str, c: &ScheduleConfig) -> Result<Schedule, ConfigError> {
             ))
         }
     }
+    if c.worker_wait.is_some_and(|t| t.is_zero()) {
+        return Err(ConfigError::invalid(
+            key("worker_wait"),
+            "must be above zero",
+        ));
+    }
     if c.timeout.is_some_and(|t| t.is_zero()) {
         return Err(ConfigError::invalid(key("timeout"), "must be above zero"));
     }
@@ -191,6 +204,7 @@ fn build_one(name: &str, c: &ScheduleConfig) -> Result<Schedule, ConfigError> {
         },
         body: Arc::from(body),
         context: Arc::new(c.context.clone()),
+        worker_wait: c.worker_wait,
     })
 }
 
