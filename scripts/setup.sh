@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what rr's demo and tests need and a fresh machine may lack:
-# php-cli, and the font libraries the benchmark plots need (Debian packages).
+# php-cli, redis-server (the schedules' cluster tests start their own on a
+# free loopback port), and the font libraries the benchmark plots need
+# (Debian packages).
 # Safe to run again; does nothing when all is there.
 set -euo pipefail
 
 need_php() { ! command -v php >/dev/null 2>&1; }
+need_redis() { ! command -v redis-server >/dev/null 2>&1; }
 
 # The benchmark crate (built by clippy and tests too) draws its plots with
 # fontconfig/freetype and the DejaVu fonts.
@@ -14,6 +17,7 @@ need_fonts() {
 
 missing=()
 need_php && missing+=(php-cli)
+need_redis && missing+=(redis-server)
 need_fonts && missing+=(pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]} from Debian packages..." >&2
@@ -24,6 +28,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if need_php; then
     echo "setup: php is still missing after installing php-cli" >&2
+    exit 1
+fi
+if need_redis; then
+    echo "setup: redis-server is still missing after installing it" >&2
     exit 1
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust) is required" >&2; exit 1; }

@@ -7,12 +7,14 @@
  *
  * Behaviour from env (all optional):
  *   SCHEDULE_SLEEP_MS=MS   sleep MS milliseconds per run before replying
+ * A `sleep_ms` key in the run's context (a schedule's `context:`) overrides it.
  *
  * STDERR events (one line each, `EVENT key=value ...`):
- *   READY pid=P mode=M | RUN schedule=S planned=P started=T body=B extra=X pid=P |
+ *   READY pid=P mode=M | RUN schedule=S planned=P started=T body=B extra=X fence=F pid=P |
  *   RUN_DONE schedule=S planned=P pid=P | STOPPED pid=P
  * B is the raw body with spaces removed; X is the extra context keys (those other
- * than schedule/planned/started) as compact JSON, or `none`.
+ * than schedule/planned/started/fence) as compact JSON, or `none`; F is the
+ * cluster's fencing token (0 outside cluster mode).
  */
 
 declare(strict_types=1);
@@ -45,12 +47,14 @@ while (true) {
     $schedule = isset($context['schedule']) && is_string($context['schedule']) ? $context['schedule'] : 'none';
     $planned = isset($context['planned']) && is_int($context['planned']) ? $context['planned'] : -1;
     $started = isset($context['started']) && is_int($context['started']) ? $context['started'] : -1;
-    $extra = array_diff_key($context, ['schedule' => 1, 'planned' => 1, 'started' => 1]);
+    $runSleepMs = isset($context['sleep_ms']) && is_int($context['sleep_ms']) ? $context['sleep_ms'] : $sleepMs;
+    $extra = array_diff_key($context, ['schedule' => 1, 'planned' => 1, 'started' => 1, 'fence' => 1]);
     $extraText = $extra === [] ? 'none' : (string) json_encode($extra);
     $body = str_replace(' ', '', $payload->body);
-    $log("RUN schedule=$schedule planned=$planned started=$started body=$body extra=$extraText pid=$pid");
-    if ($sleepMs > 0) {
-        usleep($sleepMs * 1000);
+    $fence = isset($context['fence']) && is_int($context['fence']) ? $context['fence'] : 0;
+    $log("RUN schedule=$schedule planned=$planned started=$started body=$body extra=$extraText fence=$fence pid=$pid");
+    if ($runSleepMs > 0) {
+        usleep($runSleepMs * 1000);
     }
     $log("RUN_DONE schedule=$schedule planned=$planned pid=$pid");
     $worker->respond(new Payload('OK'));

@@ -4,12 +4,13 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rr_rpc::{RpcClient, RpcClientError};
 use serde_json::Value;
+use support::schedules::{planned_of, runs};
 use support::{
-    free_tcp_port, ok, php_command, rpc_section, run_rr, Event, Line, RrProcess, EVENTUALLY, START,
+    free_tcp_port, now_ms, ok, php_command, rpc_section, run_rr, Line, RrProcess, EVENTUALLY, START,
 };
 
 /// Bound for one management command.
@@ -32,30 +33,12 @@ fn start(dir: &std::path::Path, schedules: &str) -> (RrProcess, RpcClient) {
     (rr, client)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Predicate: a `RUN` line of schedule `name` planned after `after` (unix ms).
 fn run_of(name: &'static str, after: i64) -> impl Fn(&Line) -> bool {
     move |line| {
         line.event_named("RUN")
-            .is_some_and(|e| e.get("schedule") == name && planned(&e) > after)
+            .is_some_and(|e| e.get("schedule") == name && planned_of(&e) > after)
     }
-}
-
-fn planned(event: &Event) -> i64 {
-    event.get("planned").parse().expect("planned=")
-}
-
-/// The `RUN` events of schedule `name`, in arrival order.
-fn runs(rr: &RrProcess, name: &str) -> Vec<Event> {
-    rr.events("RUN")
-        .into_iter()
-        .filter(|e| e.get("schedule") == name)
-        .collect()
 }
 
 /// `schedules.List`, as a name → entry lookup.
@@ -131,7 +114,7 @@ fn list_shows_the_schedules_and_trigger_runs_one_now() {
         format!("Trigger replied {started}"),
     );
     let run = ok(rr.wait_for(run_of("nightly", 0), EVENTUALLY));
-    let at = planned(&run.event().expect("RUN"));
+    let at = planned_of(&run.event().expect("RUN"));
     rr.check(
         at >= before - 50 && at <= now_ms() + 50,
         format!("the triggered run was planned at {at}, triggered at {before}"),
@@ -253,7 +236,7 @@ fn pause_stops_runs_and_resume_brings_them_back_on_the_timeline() {
     ok(rr.wait_for(run_of("probe", paused_at + 2 * 200 + 150), EVENTUALLY));
     let late: Vec<i64> = runs(&rr, "beat")
         .iter()
-        .map(planned)
+        .map(planned_of)
         .filter(|p| *p > paused_at)
         .collect();
     rr.check(
@@ -291,7 +274,7 @@ fn pause_stops_runs_and_resume_brings_them_back_on_the_timeline() {
     // backfill: its two latest missed times ran at resume, then its timeline.
     let backfill: Vec<(i64, i64)> = runs(&rr, "backfill")
         .iter()
-        .map(|e| (planned(e), e.get("started").parse().expect("started=")))
+        .map(|e| (planned_of(e), e.get("started").parse().expect("started=")))
         .collect();
     let caught: Vec<&(i64, i64)> = backfill
         .iter()
@@ -306,7 +289,7 @@ fn pause_stops_runs_and_resume_brings_them_back_on_the_timeline() {
         entry_backfill["counts"]["caught_up"] == 2 && entry_backfill["catch_up"] == "all (up to 2)",
         format!("backfill after resume: {entry_backfill}"),
     );
-    let all: Vec<i64> = runs(&rr, "beat").iter().map(planned).collect();
+    let all: Vec<i64> = runs(&rr, "beat").iter().map(planned_of).collect();
     let first = all[0];
     rr.check(
         all.iter().all(|p| (p - first) % 200 == 0),

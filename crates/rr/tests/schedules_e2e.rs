@@ -5,10 +5,9 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use nix::sys::signal::Signal;
-use support::{ok, php_command, Event, Line, RrProcess, EVENTUALLY, START};
+use support::schedules::{planned, run_of, runs, stopped_counts};
+use support::{ok, php_command, RrProcess, EVENTUALLY, START};
 
 /// A config running `schedule.php` on a ticker pool of `workers` with the
 /// given `schedules:` block (indented by four spaces).
@@ -17,51 +16,6 @@ fn yaml(workers: u32, sleep_ms: u32, schedules: &str) -> String {
         "version: \"3\"\nserver:\n  command: {}\n  env:\n    SCHEDULE_SLEEP_MS: \"{sleep_ms}\"\nticker:\n  pool:\n    num_workers: {workers}\n    allocate_timeout: 5s\n    destroy_timeout: 5s\n  schedules:\n{schedules}",
         php_command("schedule.php")
     )
-}
-
-/// Predicate: a `RUN` line of schedule `name`.
-fn run_of(name: &'static str) -> impl Fn(&Line) -> bool {
-    move |line| {
-        line.event_named("RUN")
-            .is_some_and(|e| e.get("schedule") == name)
-    }
-}
-
-/// The `RUN` events of schedule `name`, in arrival order.
-fn runs(rr: &RrProcess, name: &str) -> Vec<Event> {
-    rr.events("RUN")
-        .into_iter()
-        .filter(|e| e.get("schedule") == name)
-        .collect()
-}
-
-fn planned(events: &[Event]) -> Vec<i64> {
-    events
-        .iter()
-        .map(|e| e.get("planned").parse().expect("planned="))
-        .collect()
-}
-
-/// rr's `schedule stopped` line for `name`, after a clean stop.
-fn stopped_counts(rr: &RrProcess, name: &str) -> BTreeMap<String, u64> {
-    let line = rr
-        .lines()
-        .iter()
-        .find(|l| {
-            l.is("ticker", "schedule stopped") && l.field_str("schedule").as_deref() == Some(name)
-        })
-        .unwrap_or_else(|| panic!("no `schedule stopped` line for {name}\n{}", rr.recent()));
-    [
-        "started",
-        "succeeded",
-        "failed",
-        "skipped",
-        "queued",
-        "replaced",
-    ]
-    .iter()
-    .map(|k| ((*k).to_owned(), line.field_u64(k).unwrap_or(0)))
-    .collect()
 }
 
 /// Two `every` schedules run side by side, each with its name, planned

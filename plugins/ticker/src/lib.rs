@@ -292,8 +292,12 @@ impl Plugin for TickerPlugin {
                     store: store.clone(),
                     claims: claims.clone(),
                 };
+                let spec = runner::ScheduleSpec {
+                    align_to_epoch: claims.is_some(),
+                    ..schedule.spec.clone()
+                };
                 tokio::spawn(runner::run_controlled(
-                    schedule.spec.clone(),
+                    spec,
                     timeline,
                     Arc::clone(stats),
                     stopped,

@@ -77,6 +77,10 @@ pub struct ScheduleSpec {
     pub run_on_start: bool,
     /// What `Resume` does with the planned times passed while paused.
     pub catch_up: CatchUp,
+    /// `every` planned times on multiples of the period since the Unix
+    /// epoch instead of from the start, so that several instances (a
+    /// cluster) share them.
+    pub align_to_epoch: bool,
 }
 
 /// One run handed to the executor.
@@ -274,6 +278,18 @@ struct Missed {
     planned: DateTime<Utc>,
     /// The fencing token when this instance already won its cluster claim.
     fence: Option<u64>,
+    /// Run from the backlog, after its time (a catch-up run).
+    late: bool,
+}
+
+impl Missed {
+    fn at(planned: DateTime<Utc>) -> Missed {
+        Missed {
+            planned,
+            fence: None,
+            late: false,
+        }
+    }
 }
 
 /// What a schedule's loop is connected to besides its pool.
@@ -384,6 +400,19 @@ pub fn missed_times(
     }
 }
 
+/// The first planned time after `now` for a schedule that starts afresh.
+fn first_planned(spec: &ScheduleSpec, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    match spec.timing {
+        Timing::Every(every) if spec.align_to_epoch => {
+            let step = i64::try_from(every.as_nanos()).unwrap_or(i64::MAX).max(1);
+            let since_epoch = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
+            let next = (since_epoch / step + 1).saturating_mul(step);
+            Some(DateTime::from_timestamp_nanos(next))
+        }
+        _ => next_after(&spec.timing, now),
+    }
+}
+
 /// One schedule's loop and everything it owns.
 struct Loop<F> {
     spec: ScheduleSpec,
@@ -401,8 +430,8 @@ struct Loop<F> {
     backlog: VecDeque<Missed>,
     /// At most this many runs at once.
     room: usize,
-    /// When to try the backlog again after a run found no free worker.
-    retry: Option<tokio::time::Instant>,
+    /// Catch-up runs in flight.
+    late_running: usize,
     /// Stopping: runs in flight finish, nothing new starts.
     stopping: bool,
 }
@@ -440,13 +469,13 @@ where
                 continue;
             }
             self.backlog.push_back(item);
-            if self.backlog.len() > keep {
+            self.backlog.make_contiguous().sort_by_key(|m| m.planned);
+            while self.backlog.len() > keep {
                 if let Some(dropped) = self.backlog.pop_front() {
                     self.skipped(dropped.planned, "beyond the catch-up limit");
                 }
             }
         }
-        self.backlog.make_contiguous().sort_by_key(|m| m.planned);
         self.save_backlog();
     }
 
@@ -546,8 +575,14 @@ where
             };
             changed = true;
             if let Some(claimed) = self.claim(missed).await {
-                bump(&self.stats.caught_up, 1);
-                self.start(claimed, claimed.planned);
+                self.late_running += 1;
+                self.start(
+                    Missed {
+                        late: true,
+                        ..claimed
+                    },
+                    claimed.planned,
+                );
             }
         }
         if changed {
@@ -557,10 +592,7 @@ where
 
     /// A run due now under the overlap policy; true when it started.
     async fn due_now(&mut self, planned: DateTime<Utc>, due: DateTime<Utc>, claim: bool) -> bool {
-        let missed = Missed {
-            planned,
-            fence: None,
-        };
+        let missed = Missed::at(planned);
         match admit(
             self.spec.overlap,
             self.running.len(),
@@ -609,6 +641,14 @@ where
 
     /// Deals with a run that ended.
     async fn finished(&mut self, done: Result<(Missed, Outcome), tokio::task::JoinError>) {
+        if let Ok((missed, outcome)) = &done {
+            if missed.late {
+                self.late_running = self.late_running.saturating_sub(1);
+                if !matches!(outcome, Outcome::NoWorker(_)) {
+                    bump(&self.stats.caught_up, 1);
+                }
+            }
+        }
         let result = match done {
             Ok((_, Outcome::Ok)) => {
                 bump(&self.stats.succeeded, 1);
@@ -626,15 +666,17 @@ where
                 format!("failed: timed out after {limit:?}")
             }
             Ok((missed, Outcome::NoWorker(wait))) => {
-                bump(&self.stats.no_worker, 1);
-                let again = self.spec.catch_up.keep() > 0;
-                tracing::warn!(target: "ticker", schedule = %self.name(), planned = unix_ms(missed.planned), wait = ?wait, catch_up = again, "schedule run found no free worker");
-                // Not a failure of the PHP code: the pool was saturated.
-                // Catch-up tries again once the wait has passed once more.
-                self.keep_missed([missed]);
-                if again {
-                    self.retry = Some(tokio::time::Instant::now() + wait);
+                // It never reached a worker: not started, and not a
+                // failure of the PHP code.
+                self.stats.started.fetch_sub(1, Ordering::Relaxed);
+                if !missed.late {
+                    bump(&self.stats.no_worker, 1);
+                    let catch_up = self.spec.catch_up.keep() > 0;
+                    tracing::warn!(target: "ticker", schedule = %self.name(), planned = unix_ms(missed.planned), wait = ?wait, catch_up, "schedule run found no free worker");
                 }
+                // With catch-up it tries again at once (each try waits up
+                // to `worker_wait`), so it runs as soon as a worker is free.
+                self.keep_missed([missed]);
                 format!("skipped: no free worker within {wait:?}")
             }
             // Cancelled by `replace` (already counted).
@@ -646,14 +688,11 @@ where
             }
         };
         self.stats.update(|s| s.last_result = Some(result));
-        if self.stopping || self.retry.is_some() {
+        if self.stopping {
             return;
         }
         if let Some(queued) = self.pending.take() {
-            let missed = Missed {
-                planned: queued,
-                fence: None,
-            };
+            let missed = Missed::at(queued);
             if let Some(claimed) = self.claim(missed).await {
                 self.start(claimed, queued);
             }
@@ -701,7 +740,7 @@ pub async fn run_controlled<F, Fut>(
         paused: false,
         backlog: VecDeque::new(),
         room,
-        retry: None,
+        late_running: 0,
         stopping: false,
         spec,
     };
@@ -713,7 +752,7 @@ pub async fn run_controlled<F, Fut>(
             let watermark = DateTime::<Utc>::from_timestamp_millis(watermark).unwrap_or(now);
             next_after(&this.spec.timing, watermark)
         }
-        None => next_after(&this.spec.timing, now),
+        None => first_planned(&this.spec, now),
     };
     if let Some(saved) = saved {
         this.paused = saved.paused;
@@ -721,10 +760,7 @@ pub async fn run_controlled<F, Fut>(
             .backlog
             .iter()
             .filter_map(|ms| DateTime::<Utc>::from_timestamp_millis(*ms))
-            .map(|planned| Missed {
-                planned,
-                fence: None,
-            });
+            .map(Missed::at);
         this.keep_missed(restored);
         if !this.paused {
             let (next, missed, recent) =
@@ -732,10 +768,7 @@ pub async fn run_controlled<F, Fut>(
             let kept = recent.len() as u64;
             let last = recent.last().copied();
             bump(&this.stats.skipped, missed - kept);
-            this.keep_missed(recent.into_iter().map(|planned| Missed {
-                planned,
-                fence: None,
-            }));
+            this.keep_missed(recent.into_iter().map(Missed::at));
             if missed > 0 {
                 tracing::info!(target: "ticker", schedule = %this.name(), missed, catching_up = kept, "schedule runs missed while rr was down");
             }
@@ -766,7 +799,6 @@ pub async fn run_controlled<F, Fut>(
     this.drain_backlog().await;
 
     loop {
-        let retry_at = this.retry.unwrap_or_else(far_future);
         tokio::select! {
             // Stop wins over a run that is due at the same instant.
             biased;
@@ -807,7 +839,7 @@ pub async fn run_controlled<F, Fut>(
                         );
                         bump(&this.stats.skipped, missed - recent.len() as u64);
                         let last = recent.last().copied();
-                        this.keep_missed(recent.into_iter().map(|planned| Missed { planned, fence: None }));
+                        this.keep_missed(recent.into_iter().map(Missed::at));
                         this.drain_backlog().await;
                         planned = next;
                         fire = next.map(|n| jittered(n, jitter));
@@ -830,19 +862,17 @@ pub async fn run_controlled<F, Fut>(
             Some(done) = this.running.join_next(), if !this.running.is_empty() => {
                 this.finished(done).await;
             }
-            () = tokio::time::sleep_until(retry_at), if this.retry.is_some() => {
-                this.retry = None;
-                this.drain_backlog().await;
-            }
             () = &mut timer, if fire.is_some() => {
                 let (Some(due_planned), Some(due)) = (planned, fire) else { continue };
-                if this.backlog.is_empty() {
+                let behind = !this.backlog.is_empty()
+                    || (this.late_running > 0 && this.late_running == this.running.len());
+                if !behind {
                     this.due_now(due_planned, due, true).await;
                 } else {
                     // Missed runs still wait for their turn (no free worker,
                     // or catching up): this one joins them, in order, so
                     // `catch_up: last` keeps only the newest.
-                    this.keep_missed([Missed { planned: due_planned, fence: None }]);
+                    this.keep_missed([Missed::at(due_planned)]);
                     this.drain_backlog().await;
                 }
                 this.save(|s| s.watermark = Some(unix_ms(due_planned)));
@@ -911,6 +941,7 @@ mod tests {
             timeout: None,
             run_on_start: false,
             catch_up: CatchUp::None,
+            align_to_epoch: false,
         }
     }
 
@@ -1350,6 +1381,7 @@ mod recovery_tests {
             timeout: None,
             run_on_start: false,
             catch_up,
+            align_to_epoch: false,
         }
     }
 
@@ -1520,5 +1552,32 @@ mod recovery_tests {
         assert_eq!(done, [200, 400, 600, 800]);
         assert_eq!(fences, [Some(1), Some(2), Some(3), Some(4)]);
         assert_eq!((stats.elsewhere(), stats.skipped()), (4, 0));
+    }
+}
+
+#[cfg(test)]
+mod alignment_tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_every_lands_on_multiples_of_its_period_since_the_epoch() {
+        let spec = ScheduleSpec {
+            name: Arc::from("job"),
+            timing: Timing::Every(Duration::from_millis(200)),
+            overlap: Overlap::Skip,
+            jitter: Duration::ZERO,
+            timeout: None,
+            run_on_start: false,
+            catch_up: CatchUp::None,
+            align_to_epoch: true,
+        };
+        let now = DateTime::from_timestamp_millis(1_795_451_873_848).expect("time");
+        let first = first_planned(&spec, now).expect("planned");
+        assert_eq!(unix_ms(first), 1_795_451_874_000);
+        let on_the_grid = DateTime::from_timestamp_millis(1_795_451_874_000).expect("time");
+        assert_eq!(
+            first_planned(&spec, on_the_grid).map(unix_ms),
+            Some(1_795_451_874_200)
+        );
     }
 }

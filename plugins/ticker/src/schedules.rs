@@ -201,6 +201,7 @@ fn build_one(name: &str, c: &ScheduleConfig) -> Result<Schedule, ConfigError> {
             timeout: c.timeout,
             run_on_start: c.run_on_start,
             catch_up,
+            align_to_epoch: false,
         },
         body: Arc::from(body),
         context: Arc::new(c.context.clone()),
