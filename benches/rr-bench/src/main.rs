@@ -33,6 +33,9 @@ struct Args {
     /// Length of the ticker lateness run, seconds.
     #[arg(long, default_value_t = 60)]
     lateness_seconds: u64,
+    /// Length of the schedule drift run (`every: 100ms`), seconds.
+    #[arg(long, default_value_t = 60)]
+    drift_seconds: u64,
     /// Where the report goes.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -47,6 +50,7 @@ enum Section {
     Startup,
     Memory,
     Lateness,
+    Drift,
 }
 
 fn main() -> Result<()> {
@@ -89,6 +93,13 @@ fn main() -> Result<()> {
         report.lateness = Some(
             server::lateness(&rr, &repo, Duration::from_millis(10), seconds)
                 .context("lateness section")?,
+        );
+    }
+    if wanted(Section::Drift) {
+        let seconds = if args.quick { 5 } else { args.drift_seconds };
+        report.drift = Some(
+            server::drift(&rr, &repo, Duration::from_millis(100), seconds)
+                .context("drift section")?,
         );
     }
     report.roadrunner_note = match &roadrunner {

@@ -83,6 +83,27 @@ pub struct Lateness {
     pub skipped: u64,
 }
 
+/// A named schedule's lateness over a long run, and its trend.
+#[derive(Debug, Clone)]
+pub struct Drift {
+    /// The schedule's period, ms.
+    pub every_ms: u64,
+    /// Measured window, s.
+    pub seconds: u64,
+    /// Runs measured.
+    pub runs: usize,
+    /// Every planned time is exactly `first + k * every`.
+    pub on_grid: bool,
+    /// Median lateness, µs.
+    pub p50_us: f64,
+    /// 99th percentile lateness, µs.
+    pub p99_us: f64,
+    /// Worst lateness, µs.
+    pub max_us: f64,
+    /// Least-squares trend of lateness over the run, µs per minute.
+    pub slope_us_per_min: f64,
+}
+
 /// Everything one bench run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -94,6 +115,8 @@ pub struct Report {
     pub memory: Vec<Memory>,
     /// Ticker lateness (rr only).
     pub lateness: Option<Lateness>,
+    /// Schedule drift (rr only).
+    pub drift: Option<Drift>,
     /// Why a RoadRunner column is missing, when it is.
     pub roadrunner_note: Option<String>,
     /// Free text about the machine and the run (cores, load, duration).

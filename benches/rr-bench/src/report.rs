@@ -103,6 +103,9 @@ fn render(report: &Report, plots: &[Plot], date: &str) -> String {
     if let Some(lateness) = &report.lateness {
         render_lateness(&mut md, lateness);
     }
+    if let Some(drift) = &report.drift {
+        render_drift(&mut md, drift);
+    }
     let measured_servers = !report.startup.is_empty() || !report.memory.is_empty();
     if let Some(note) = report
         .roadrunner_note
@@ -283,6 +286,36 @@ fn render_lateness(md: &mut String, l: &Lateness) {
          skipped = planned ticks that fell due while the previous one still ran.\n\n\
          Target: p99 < {LATENESS_TARGET_MS:.0} ms: {} ({p99_ms:.3} ms).\n",
         mark(p99_ms < LATENESS_TARGET_MS)
+    );
+}
+
+fn render_drift(md: &mut String, d: &crate::model::Drift) {
+    md.push_str("## Schedule drift\n\n");
+    md.push_str(
+        "| every | window | runs | on the grid | p50 ms | p99 ms | max ms | trend µs/min | extrapolated to 10 min |\n|---:|---:|---:|:-:|---:|---:|---:|---:|---:|\n",
+    );
+    let ten_minutes_ms = d.slope_us_per_min * 10.0 / 1000.0;
+    let _ = writeln!(
+        md,
+        "| {} ms | {} s | {} | {} | {:.3} | {:.3} | {:.3} | {:+.2} | {:+.3} ms |",
+        d.every_ms,
+        d.seconds,
+        d.runs,
+        mark(d.on_grid),
+        d.p50_us / 1000.0,
+        d.p99_us / 1000.0,
+        d.max_us / 1000.0,
+        d.slope_us_per_min,
+        ten_minutes_ms,
+    );
+    let _ = writeln!(
+        md,
+        "\nA named schedule (`ticker.schedules.drift.every: {} ms`, 2 workers) on the absolute \
+         timeline: lateness = start minus planned time (`lateness_us` of rr's `schedule run \
+         started` debug line). \"On the grid\": every planned time is exactly the first plus k \
+         periods, so nothing accumulates in the plan; the trend is the least-squares slope of \
+         lateness over the run, extrapolated linearly to 10 minutes (the run is shorter).\n",
+        d.every_ms
     );
 }
 

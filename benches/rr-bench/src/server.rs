@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 
-use crate::model::{self, Lateness, Memory, Startup};
+use crate::model::{self, Drift, Lateness, Memory, Startup};
 
 /// Bound for a server to start its workers (64 PHP processes on 2 busy cores).
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -206,6 +206,83 @@ pub fn lateness(rr: &Path, repo: &Path, interval: Duration, seconds: u64) -> Res
         result.max_us,
         result.skipped,
         began.elapsed().as_secs_f64()
+    );
+    Ok(result)
+}
+
+/// A named schedule at `every` for `seconds`: how late each run starts
+/// against its planned time, and whether that grows over the run (drift).
+pub fn drift(rr: &Path, repo: &Path, every: Duration, seconds: u64) -> Result<Drift> {
+    let echo = echo_script(repo)?;
+    let yaml = format!(
+        "version: '3'\n\
+         server:\n  command: {command}\n\
+         logs:\n  mode: production\n  level: debug\n\
+         ticker:\n  pool:\n    num_workers: 2\n  schedules:\n    drift:\n      every: {every}\n",
+        command = php_command(&echo),
+        every = go_duration(every),
+    );
+    let mut server = Server::spawn("rr", rr, &yaml)?;
+    let started = server.wait_for(RR_STARTED, START_TIMEOUT, |l| l.msg() == RR_STARTED)?;
+    // (planned unix ms, lateness µs) of each run.
+    let mut runs: Vec<(i64, u64)> = Vec::new();
+    server.pump_until(started.at + Duration::from_secs(seconds), |line| {
+        if line.msg() == "schedule run started" {
+            let planned = line.fields.get("planned").and_then(Value::as_i64);
+            if let (Some(planned), Some(us)) = (planned, line.u64("lateness_us")) {
+                runs.push((planned, us));
+            }
+        }
+    })?;
+    server.stop()?;
+    // The first second warms up (first execs on fresh workers).
+    let warm = runs.first().map_or(0, |r| r.0) + 1000;
+    runs.retain(|r| r.0 >= warm);
+    anyhow::ensure!(
+        runs.len() >= 10,
+        "only {} schedule runs in {seconds} s",
+        runs.len()
+    );
+    let step = every.as_millis() as i64;
+    let first = runs[0].0;
+    let on_grid = runs
+        .iter()
+        .enumerate()
+        .all(|(k, (planned, _))| *planned == first + k as i64 * step);
+    // Least-squares slope of lateness against the run's planned time.
+    let points: Vec<(f64, f64)> = runs
+        .iter()
+        .map(|(p, us)| ((p - first) as f64 / 60_000.0, *us as f64))
+        .collect();
+    let n = points.len() as f64;
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let covariance: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    let variance: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    let slope = if variance > 0.0 {
+        covariance / variance
+    } else {
+        0.0
+    };
+    let mut sorted: Vec<u64> = runs.iter().map(|r| r.1).collect();
+    let result = Drift {
+        every_ms: step as u64,
+        seconds,
+        runs: runs.len(),
+        on_grid,
+        p50_us: model::percentile(&mut sorted, 50.0),
+        p99_us: model::percentile(&mut sorted, 99.0),
+        max_us: model::percentile(&mut sorted, 100.0),
+        slope_us_per_min: slope,
+    };
+    eprintln!(
+        "drift: {} runs at {} ms, on grid {}, p50 {:.0} µs, p99 {:.0} µs, slope {:.2} µs/min",
+        result.runs,
+        result.every_ms,
+        result.on_grid,
+        result.p50_us,
+        result.p99_us,
+        result.slope_us_per_min
     );
     Ok(result)
 }

@@ -538,6 +538,7 @@ where
         let started = self.timeline.now_utc();
         let lateness = (started - due).to_std().unwrap_or_default();
         self.stats.lateness.observe(lateness.as_secs_f64());
+        tracing::debug!(target: "ticker", schedule = %self.name(), planned = unix_ms(missed.planned), lateness_us = lateness.as_micros() as u64, "schedule run started");
         bump(&self.stats.started, 1);
         self.stats.update(|s| s.last_run = Some(started));
         let run = Run {
