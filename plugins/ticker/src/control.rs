@@ -95,6 +95,8 @@ impl Entry {
                 "queued": s.queued(),
                 "replaced": s.replaced(),
                 "caught_up": s.caught_up(),
+                "no_worker": s.no_worker(),
+                "elsewhere": s.elsewhere(),
             },
         })
     }
