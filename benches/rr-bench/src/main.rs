@@ -8,6 +8,7 @@
 //! applies; nothing here builds one.
 
 mod exec;
+mod http;
 mod model;
 mod report;
 mod server;
@@ -33,6 +34,12 @@ struct Args {
     /// Length of the ticker lateness run, seconds.
     #[arg(long, default_value_t = 60)]
     lateness_seconds: u64,
+    /// Length of each HTTP load run, seconds.
+    #[arg(long, default_value_t = 10)]
+    http_seconds: u64,
+    /// PHP workers of each HTTP server (rr's pool, php-fpm's static children).
+    #[arg(long, default_value_t = 4)]
+    http_workers: usize,
     /// Length of the schedule drift run (`every: 100ms`), seconds.
     #[arg(long, default_value_t = 60)]
     drift_seconds: u64,
@@ -51,6 +58,7 @@ enum Section {
     Memory,
     Lateness,
     Drift,
+    Http,
 }
 
 fn main() -> Result<()> {
@@ -101,6 +109,17 @@ fn main() -> Result<()> {
             server::drift(&rr, &repo, Duration::from_millis(100), seconds)
                 .context("drift section")?,
         );
+    }
+    if wanted(Section::Http) {
+        let seconds = if args.quick { 2 } else { args.http_seconds };
+        report.http = http::run(
+            &rr,
+            roadrunner.as_deref(),
+            &repo,
+            seconds,
+            args.http_workers,
+        )
+        .context("http section")?;
     }
     report.roadrunner_note = match &roadrunner {
         Some(path) => Some(format!("RoadRunner binary: {}", path.display())),

@@ -83,6 +83,23 @@ pub struct Lateness {
     pub skipped: u64,
 }
 
+/// One server on one HTTP endpoint under wrk.
+#[derive(Debug, Clone, Default)]
+pub struct HttpCell {
+    /// `rr`, `nginx + php-fpm` or `RoadRunner`.
+    pub server: String,
+    /// The path requested.
+    pub endpoint: &'static str,
+    /// Requests per second over the window.
+    pub requests_per_sec: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Non-2xx/3xx answers and socket errors.
+    pub errors: u64,
+}
+
 /// A named schedule's lateness over a long run, and its trend.
 #[derive(Debug, Clone)]
 pub struct Drift {
@@ -117,6 +134,8 @@ pub struct Report {
     pub lateness: Option<Lateness>,
     /// Schedule drift (rr only).
     pub drift: Option<Drift>,
+    /// HTTP side by side.
+    pub http: Vec<HttpCell>,
     /// Why a RoadRunner column is missing, when it is.
     pub roadrunner_note: Option<String>,
     /// Free text about the machine and the run (cores, load, duration).

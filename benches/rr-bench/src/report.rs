@@ -106,6 +106,9 @@ fn render(report: &Report, plots: &[Plot], date: &str) -> String {
     if let Some(drift) = &report.drift {
         render_drift(&mut md, drift);
     }
+    if !report.http.is_empty() {
+        render_http(&mut md, &report.http);
+    }
     let measured_servers = !report.startup.is_empty() || !report.memory.is_empty();
     if let Some(note) = report
         .roadrunner_note
@@ -286,6 +289,48 @@ fn render_lateness(md: &mut String, l: &Lateness) {
          skipped = planned ticks that fell due while the previous one still ran.\n\n\
          Target: p99 < {LATENESS_TARGET_MS:.0} ms: {} ({p99_ms:.3} ms).\n",
         mark(p99_ms < LATENESS_TARGET_MS)
+    );
+}
+
+/// Targets from the HTTP issue: at least this many times php-fpm's req/s,
+/// at an equal or lower p99.
+const HTTP_TARGET_RATIO: f64 = 2.0;
+
+fn render_http(md: &mut String, cells: &[crate::model::HttpCell]) {
+    md.push_str("## HTTP: rr against nginx + php-fpm\n\n");
+    md.push_str("| server | endpoint | req/s | p50 ms | p99 ms | errors | req/s vs php-fpm | target (≥ 2×, p99 ≤ php-fpm's) |\n|---|---|---:|---:|---:|---:|---:|:-:|\n");
+    for cell in cells {
+        let fpm = cells
+            .iter()
+            .find(|c| c.server == "nginx + php-fpm" && c.endpoint == cell.endpoint);
+        let (ratio, target) = match fpm {
+            Some(fpm) if cell.server != fpm.server => {
+                let ratio = cell.requests_per_sec / fpm.requests_per_sec.max(1.0);
+                (
+                    format!("{ratio:.2}×"),
+                    mark(ratio >= HTTP_TARGET_RATIO && cell.p99_ms <= fpm.p99_ms).to_owned(),
+                )
+            }
+            _ => ("1.00×".to_owned(), "".to_owned()),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {:.0} | {:.2} | {:.2} | {} | {ratio} | {target} |",
+            cell.server,
+            cell.endpoint,
+            cell.requests_per_sec,
+            cell.p50_ms,
+            cell.p99_ms,
+            cell.errors
+        );
+    }
+    md.push_str(
+        "\nThe same app (`benches/http/app.php`: `/hello` is \"Hello, world!\", `/json` a 4 KiB JSON \
+         document) with the same number of PHP workers (rr's `http.pool.num_workers`, php-fpm's \
+         `pm = static` children behind nginx over a unix socket with keep-alive), loaded by `wrk \
+         -t2 -c32 --latency` after a 2 s warm-up, one server at a time on the same machine (wrk \
+         shares its cores). php-fpm runs with Debian's default OPcache; rr's workers are \
+         long-lived PHP processes.\n\n",
     );
 }
 
