@@ -126,6 +126,21 @@ fn php_client_drives_every_driver_and_the_durable_one_survives_a_restart() {
 }
 
 #[test]
+fn the_sdk_protobuf_codec_passes_its_self_test() {
+    require_php!();
+    let output = Command::new("php")
+        .arg(php_script("kv_selftest.php"))
+        .output()
+        .expect("run php");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("failed=0"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
 fn a_storage_without_driver_stops_start_up_with_roadrunners_text() {
     let dir = support::temp_dir();
     let yaml = format!(

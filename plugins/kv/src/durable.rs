@@ -443,6 +443,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_file_of_another_format_is_refused() {
+        let dir = tempfile::tempdir().expect("must succeed");
+        let path = dir.path().join("bolt.db");
+        std::fs::write(&path, vec![0x42; 8192]).expect("must succeed");
+        let (clock, _) = manual_clock(0);
+        let err = DurableStorage::open(&path, 0o600, HOUR, clock)
+            .err()
+            .expect("must fail");
+        assert!(err.to_string().starts_with("cannot open"), "{err}");
+    }
+
+    #[tokio::test]
     async fn the_same_file_cannot_be_opened_twice() {
         let dir = tempfile::tempdir().expect("must succeed");
         let path = dir.path().join("x.db");
