@@ -67,6 +67,7 @@ pub const BUILTINS: &[(&str, &str, &str, &str)] = &[
         "plugins/ticker",
         "rr_ticker::TickerPlugin::default()",
     ),
+    ("kv", "rr-kv", "plugins/kv", "rr_kv::KvPlugin::default()"),
 ];
 
 /// Name of the generated package and of its binary in the target directory
