@@ -9,6 +9,7 @@
  *   cookies      name => value
  *   rawQuery, query (parse_str of rawQuery)
  *   body         raw body (invalid UTF-8 replaced by U+FFFD), bodyLength, bodySha256 (of the raw bytes)
+ *                (a parsed request with an empty body shows body "[]", as roadrunner-php/http gives it)
  *   parsed       bool; parsedBody: the form tree when parsed, else null
  *   uploads      the uploads tree; every leaf {name,mime,size,error,tmpName} gains
  *                exists (tmpName is a file now), sha256 (of its contents, null if absent),

@@ -116,7 +116,8 @@ final class HttpWorker
             uploads: $uploads,
             attributes: [Request::PARSED_BODY_ATTRIBUTE_NAME => $parsed] + $attributes,
             query: $query,
-            body: $payload->body,
+            // As roadrunner-php/http: a parsed request with an empty body carries the empty tree "[]".
+            body: $parsed && $payload->body === '' ? '[]' : $payload->body,
             parsed: $parsed,
             rawQuery: $rawQuery,
         );

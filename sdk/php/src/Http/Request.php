@@ -29,6 +29,7 @@ final class Request
      * @param array<string, mixed>          $attributes middleware attributes (first value each) + `rr_parsed_body`
      * @param array<array-key, mixed>       $query      `parse_str($rawQuery)`
      * @param string                        $body       raw body, or the JSON form tree when $parsed
+     *                                                  (`[]` for an empty tree, as roadrunner-php/http)
      * @param bool                          $parsed     whether the server parsed a urlencoded/multipart body
      * @param string                        $rawQuery   undecoded query string
      * @throws \JsonException when $parsed and the body is not a JSON object
