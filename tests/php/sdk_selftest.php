@@ -576,6 +576,21 @@ check('tests/php/http_echo.php over real pipes: echo, upload description, status
         same(['error' => 'http_echo: requested error'], $exchange(['method' => 'GET', 'rawQuery' => 'error=1']), 'error=1');
         $raw = $exchange(['method' => 'PUT', 'rawQuery' => 'raw=1'], "\x00\xffbinary");
         same("\x00\xffbinary", $raw['body'], 'raw=1 echoes bytes');
+        // Streamed reply over real pipes; a STOP sent after the first chunk ends the stream early.
+        $ctx = Proto::encodeRequest(['method' => 'GET', 'rawQuery' => 'stream=1000&stream_delay_ms=5']);
+        $relay->send(new Frame($ctx, [strlen($ctx)], Frame::CODEC_PROTO));
+        $first = $relay->waitFrame();
+        same([Frame::CODEC_PROTO, Frame::STREAM, 'chunk 0' . "\n"], [$first->flags, $first->stream, substr($first->payload, $first->options[0])], 'first chunk');
+        $relay->send(new Frame('', [], 0, Frame::STOP));
+        $n = 1;
+        do {
+            $f = $relay->waitFrame();
+            $n++;
+        } while (($f->stream & Frame::STREAM) !== 0);
+        expect($n < 1000, "stream ended early after a STOP ($n frames)");
+        same('', substr($f->payload, $f->options[0]), 'closing frame has no body');
+        $after = $exchange(['method' => 'GET', 'rawQuery' => 'status=202']);
+        same(202, $after['status'], 'worker serves the next request after a stopped stream');
         $relay->send(new Frame('{"stop":true}', [], Frame::CONTROL));
         same('', stream_get_contents($pipes[1]), 'nothing after stop');
         same(0, proc_close($proc), 'clean exit after stop');
