@@ -521,6 +521,18 @@ check('HttpWorker::respondStream: STREAM bit on chunks, last frame without it, g
     }
 });
 
+check('HttpWorker::respond: endOfStream=false chunks and a Generator body, as roadrunner-php/http', function (): void {
+    $http = new HttpWorker(new Worker(new StreamRelay(memory(httpFrame(Proto::encodeRequest(['method' => 'GET']))), $out = memory()), false));
+    $http->waitRequest();
+    $http->respond(200, 'part1', [], false);
+    $http->respond(200, (function () {
+        yield 'part2';
+    })(), [], false);
+    $http->respond(200, 'done');
+    $fs = frames(written($out));
+    same([[Frame::STREAM, 'part1'], [Frame::STREAM, 'part2'], [0, 'done']], array_map(fn (Frame $f) => [$f->stream, substr($f->payload, $f->options[0])], $fs), 'frames');
+});
+
 check('HttpWorker::respondStream: a server STOP throws into the generator and closes the stream', function (): void {
     // the request, then a STOP frame already waiting in the relay
     $in = httpFrame(Proto::encodeRequest(['method' => 'GET'])) . (new Frame('', [], 0, Frame::STOP))->encode();

@@ -124,22 +124,30 @@ final class HttpWorker
     }
 
     /**
-     * Send the response to the current request.
+     * Send the response to the current request. Same signature as roadrunner-php/http's
+     * `HttpWorker::respond()`.
      *
-     * @param int                                $status  HTTP status (100..599; a 1xx status is sent as an
-     *                                                     informational response, e.g. 103 Early Hints, and a
-     *                                                     final respond() must follow)
-     * @param string                             $body    response body
-     * @param array<string, string|list<string>> $headers name => value or list of values
+     * @param int                                $status      HTTP status (100..599; a 1xx status is sent as an
+     *                                                        informational response, e.g. 103 Early Hints, and a
+     *                                                        final respond() must follow)
+     * @param string|\Generator                  $body        response body; a Generator is streamed (see respondStream())
+     * @param array<string, string|list<string>> $headers     name => value or list of values
+     * @param bool                               $endOfStream false sends this body as one chunk of a streamed response:
+     *                                                        more respond() calls follow, the last with true
      * @throws \InvalidArgumentException when a 1xx status comes with a body
      * @throws \Rr\Goridge\RelayException
      */
-    public function respond(int $status, string $body = '', array $headers = []): void
+    public function respond(int $status, string|\Generator $body = '', array $headers = [], bool $endOfStream = true): void
     {
         if ($status >= 100 && $status < 200 && $body !== '') {
             throw new \InvalidArgumentException('Unable to send a body with informational status code.');
         }
-        $this->worker->respond(new Payload($body, $this->head($status, $headers)), $this->codec);
+        if ($body instanceof \Generator) {
+            $this->respondStream($status, $body, $headers, $endOfStream);
+
+            return;
+        }
+        $this->worker->respond(new Payload($body, $this->head($status, $headers), $endOfStream), $this->codec);
     }
 
     /**
@@ -154,10 +162,11 @@ final class HttpWorker
      *
      * @param iterable<string|\Stringable> $chunks
      * @param array<string, string|list<string>> $headers
+     * @param bool $endOfStream false leaves the stream open after the last chunk (more respond() calls follow)
      * @return bool true when the whole response was sent, false when it was cut short
      * @throws \Rr\Goridge\RelayException
      */
-    public function respondStream(int $status, iterable $chunks, array $headers = []): bool
+    public function respondStream(int $status, iterable $chunks, array $headers = [], bool $endOfStream = true): bool
     {
         // Status and headers travel with every frame (as roadrunner-php/http does in proto mode);
         // the server uses the first ones.
@@ -188,7 +197,9 @@ final class HttpWorker
             return false;
         }
         $last = $chunks instanceof \Generator ? (string) $chunks->getReturn() : '';
-        $send($last, true);
+        if ($endOfStream || $last !== '') {
+            $send($last, $endOfStream);
+        }
 
         return true;
     }
