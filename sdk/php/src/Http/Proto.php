@@ -103,14 +103,14 @@ final class Proto
     public static function decodeResponse(string $bytes): array
     {
         $result = ['status' => 0, 'headers' => []];
-        self::walk($bytes, static function (int $field, int $type, int|string $value) use (&$result): void {
+        foreach (self::fields($bytes) as [$field, $type, $value]) {
             if ($field === 1 && $type === self::VARINT) {
-                $result['status'] = (int) $value;
+                $result['status'] = $value;
             } elseif ($field === 2 && $type === self::LEN) {
-                [$key, $values] = self::decodeEntry((string) $value);
+                [$key, $values] = self::decodeEntry($value);
                 $result['headers'][$key] = $values;
             }
-        });
+        }
 
         return $result;
     }
@@ -155,61 +155,68 @@ final class Proto
             'headers' => [], 'cookies' => [], 'rawQuery' => '', 'parsed' => false,
             'uploads' => '', 'attributes' => [],
         ];
-        self::walk($bytes, static function (int $field, int $type, int|string $value) use (&$result): void {
+        foreach (self::fields($bytes) as [$field, $type, $value]) {
             if ($type === self::LEN && isset(self::REQUEST_STRINGS[$field])) {
-                $result[self::REQUEST_STRINGS[$field]] = (string) $value;
+                $result[self::REQUEST_STRINGS[$field]] = $value;
             } elseif ($type === self::LEN && isset(self::REQUEST_MAPS[$field])) {
-                [$key, $values] = self::decodeEntry((string) $value);
+                [$key, $values] = self::decodeEntry($value);
                 $result[self::REQUEST_MAPS[$field]][$key] = $values;
             } elseif ($field === 8 && $type === self::VARINT) {
                 $result['parsed'] = $value !== 0;
             }
-        });
+        }
 
         return $result;
     }
 
     /**
-     * Call $visit(field, wireType, value) for every field of one message; value is the
-     * varint for VARINT, the bytes for LEN; fixed-width fields are skipped.
+     * Split one message into its fields: a list of [field number, wire type, value], value being
+     * the integer for VARINT and the bytes for LEN; fixed-width fields are skipped.
      *
-     * @param callable(int, int, int|string): void $visit
+     * @return list<array{0:int, 1:int, 2:int|string}>
      * @throws \UnexpectedValueException
      */
-    private static function walk(string $bytes, callable $visit): void
+    private static function fields(string $bytes): array
     {
+        $fields = [];
         $pos = 0;
         $length = strlen($bytes);
         while ($pos < $length) {
-            $tag = self::readVarint($bytes, $pos);
+            $tag = ord($bytes[$pos]);
+            if ($tag < 0x80) {
+                $pos++;
+            } else {
+                $tag = self::readVarint($bytes, $pos);
+            }
             $field = $tag >> 3;
             $type = $tag & 0x07;
             if ($field <= 0) {
                 throw new \UnexpectedValueException('protobuf: invalid field number 0 at byte ' . $pos);
             }
-            switch ($type) {
-                case self::VARINT:
-                    $visit($field, $type, self::readVarint($bytes, $pos));
-                    break;
-                case self::LEN:
+            if ($type === self::LEN) {
+                if ($pos < $length && ($size = ord($bytes[$pos])) < 0x80) {
+                    $pos++;
+                } else {
                     $size = self::readVarint($bytes, $pos);
-                    if ($size < 0 || $size > $length - $pos) {
-                        throw new \UnexpectedValueException(sprintf('protobuf: field %d claims %d bytes, %d left', $field, $size, $length - $pos));
-                    }
-                    $visit($field, $type, (string) substr($bytes, $pos, $size));
-                    $pos += $size;
-                    break;
-                case self::I64:
-                case self::I32:
-                    $pos += $type === self::I64 ? 8 : 4;
-                    if ($pos > $length) {
-                        throw new \UnexpectedValueException("protobuf: truncated fixed-width field $field");
-                    }
-                    break;
-                default: // groups are not used by proto3 messages
-                    throw new \UnexpectedValueException("protobuf: unsupported wire type $type (field $field)");
+                }
+                if ($size < 0 || $size > $length - $pos) {
+                    throw new \UnexpectedValueException(sprintf('protobuf: field %d claims %d bytes, %d left', $field, $size, $length - $pos));
+                }
+                $fields[] = [$field, $type, (string) substr($bytes, $pos, $size)];
+                $pos += $size;
+            } elseif ($type === self::VARINT) {
+                $fields[] = [$field, $type, self::readVarint($bytes, $pos)];
+            } elseif ($type === self::I64 || $type === self::I32) {
+                $pos += $type === self::I64 ? 8 : 4;
+                if ($pos > $length) {
+                    throw new \UnexpectedValueException("protobuf: truncated fixed-width field $field");
+                }
+            } else { // groups are not used by proto3 messages
+                throw new \UnexpectedValueException("protobuf: unsupported wire type $type (field $field)");
             }
         }
+
+        return $fields;
     }
 
     /**
@@ -221,21 +228,21 @@ final class Proto
     {
         $key = '';
         $values = [];
-        self::walk($entry, static function (int $field, int $type, int|string $value) use (&$key, &$values): void {
+        foreach (self::fields($entry) as [$field, $type, $value]) {
             if ($type !== self::LEN) {
-                return;
+                continue;
             }
             if ($field === 1) {
-                $key = (string) $value;
+                $key = $value;
             } elseif ($field === 2) {
                 // A message field given twice is merged: repeated values append.
-                self::walk((string) $value, static function (int $f, int $t, int|string $v) use (&$values): void {
+                foreach (self::fields($value) as [$f, $t, $v]) {
                     if ($f === 1 && $t === self::LEN) {
-                        $values[] = (string) $v;
+                        $values[] = $v;
                     }
-                });
+                }
             }
-        });
+        }
 
         return [$key, $values];
     }
