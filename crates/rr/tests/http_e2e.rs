@@ -591,3 +591,69 @@ fn missing_certificate_fails_start() {
         "{all}"
     );
 }
+
+/// With its only worker busy, a request fails with `internal_error_code`
+/// after `allocate_timeout` (not after the busy one finishes); a stop lets
+/// the in-flight request finish with its reply before rr exits 0.
+#[test]
+fn allocate_timeout_is_quick_and_stop_drains_in_flight_requests() {
+    require_php!();
+    require_curl!();
+    let dir = support::temp_dir();
+    let d = dir.path().to_owned();
+    let port = free_tcp_port();
+    let yaml = format!(
+        r#"version: "3"
+server:
+  command: {command}
+http:
+  address: 127.0.0.1:{port}
+  internal_error_code: 503
+  pool:
+    num_workers: 1
+    allocate_timeout: 300ms
+    destroy_timeout: 10s
+"#,
+        command = php_command("http_echo.php"),
+    );
+    let mut rr = RrProcess::start(&d, &yaml);
+    started(&mut rr);
+    let slow = {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            curl(
+                &d,
+                &[&format!("http://127.0.0.1:{port}/slow?sleep_ms=1200")],
+            )
+        })
+    };
+    // The worker has the slow request once it logs it.
+    ok(rr.wait_for_line(
+        |l| {
+            l.logger() == Some("server")
+                && l.message()
+                    .is_some_and(|m| m.starts_with("REQUEST") && m.contains("/slow"))
+        },
+        START,
+    ));
+    let begun = std::time::Instant::now();
+    let r = curl(&d, &[&format!("http://127.0.0.1:{port}/starved")]);
+    let took = begun.elapsed();
+    assert_eq!(r.status, 503);
+    assert!(r.body.is_empty(), "{}", r.text());
+    assert!(
+        took < Duration::from_millis(1500),
+        "no-worker answer took {took:?}"
+    );
+
+    // Stop while the slow request is in flight: it still gets its reply.
+    rr.signal(nix::sys::signal::Signal::SIGINT);
+    let r = slow.join().expect("slow request thread");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["uri"],
+        format!("http://127.0.0.1:{port}/slow?sleep_ms=1200")
+    );
+    let (status, _) = ok(rr.wait_exit(Duration::from_secs(15)));
+    assert_eq!(status.code(), Some(0), "{}", rr.recent());
+}
