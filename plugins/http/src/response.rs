@@ -82,8 +82,13 @@ fn decode_context(reply: &Payload) -> Result<proto::Response, String> {
     }
 }
 
-/// Builds the response for a worker's reply.
-pub fn from_reply(reply: Payload) -> HttpResponse {
+/// Builds the response for a worker's reply; `head` for a HEAD request.
+///
+/// The worker's `Content-Length` is kept only when it matches the body (or,
+/// for HEAD, when the body is empty): hyper trusts the header over the body,
+/// so a wrong one would desynchronise a keep-alive connection.
+/// `Transfer-Encoding` is dropped: the body's framing is the server's job.
+pub fn from_reply(reply: Payload, head: bool) -> HttpResponse {
     if reply.context.is_empty() {
         return plain(200, reply.body);
     }
@@ -112,12 +117,31 @@ pub fn from_reply(reply: Payload) -> HttpResponse {
         tracing::debug!(target: "http", status, "informational response from the worker dropped");
         return plain(200, Bytes::new());
     }
+    let body_len = reply.body.len();
     let mut response = plain(status, reply.body);
     let headers = response.headers_mut();
     for (name, values) in decoded.headers {
         // Trailers and HTTP/2 push are not supported: `Trailer` is dropped
         // and the headers it names are sent as ordinary headers.
-        if name == "Trailer" || name == "Http2-Push" {
+        if name == "Trailer"
+            || name == "Http2-Push"
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let declared = values
+                .last()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            match declared {
+                Some(len) if len == body_len || (head && body_len == 0) => {
+                    headers.insert(hyper::header::CONTENT_LENGTH, len.into());
+                }
+                _ => {
+                    tracing::debug!(target: "http", "worker Content-Length does not match the body, dropped");
+                }
+            }
             continue;
         }
         let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -167,7 +191,7 @@ mod tests {
             headers: vec![("Set-Cookie".into(), vec![b"a=1".to_vec(), b"b=2".to_vec()])],
         }
         .encode();
-        let response = from_reply(reply(context, "made", 0x80));
+        let response = from_reply(reply(context, "made", 0x80), false);
         assert_eq!(response.status(), 201);
         let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
         assert_eq!(cookies, ["a=1", "b=2"]);
@@ -178,7 +202,7 @@ mod tests {
     async fn legacy_json_reply_is_accepted() {
         let context = br#"{"status":404,"headers":{"X-A":["1"]}}"#.to_vec();
         for codec in [CODEC_JSON, 0] {
-            let response = from_reply(reply(context.clone(), "nf", codec));
+            let response = from_reply(reply(context.clone(), "nf", codec), false);
             assert_eq!(response.status(), 404);
             assert_eq!(response.headers()["x-a"], "1");
         }
@@ -191,15 +215,38 @@ mod tests {
             headers: vec![],
         }
         .encode();
-        let response = from_reply(reply(context, "", 0x80));
+        let response = from_reply(reply(context, "", 0x80), false);
         assert_eq!(response.status(), 500);
         assert_eq!(
             body(response).await,
             "unknown status code from worker: 700\n"
         );
-        let response = from_reply(reply(Vec::new(), "plain", 0));
+        let response = from_reply(reply(Vec::new(), "plain", 0), false);
         assert_eq!(response.status(), 200);
         assert_eq!(body(response).await, "plain");
+    }
+
+    #[tokio::test]
+    async fn content_length_must_match_the_body() {
+        let context = |len: &str| {
+            proto::Response {
+                status: 200,
+                headers: vec![
+                    ("Content-Length".into(), vec![len.as_bytes().to_vec()]),
+                    ("Transfer-Encoding".into(), vec![b"chunked".to_vec()]),
+                ],
+            }
+            .encode()
+        };
+        let wrong = from_reply(reply(context("5"), "hello world", 0x80), false);
+        assert!(wrong.headers().get("content-length").is_none());
+        assert!(wrong.headers().get("transfer-encoding").is_none());
+        let right = from_reply(reply(context("11"), "hello world", 0x80), false);
+        assert_eq!(right.headers()["content-length"], "11");
+        let head = from_reply(reply(context("42"), "", 0x80), true);
+        assert_eq!(head.headers()["content-length"], "42");
+        let head_with_body = from_reply(reply(context("42"), "abc", 0x80), true);
+        assert!(head_with_body.headers().get("content-length").is_none());
     }
 
     #[tokio::test]
@@ -209,7 +256,7 @@ mod tests {
             headers: vec![("Link".into(), vec![b"</a.css>".to_vec()])],
         }
         .encode();
-        let response = from_reply(reply(context, "ignored", 0x80));
+        let response = from_reply(reply(context, "ignored", 0x80), false);
         assert_eq!(response.status(), 200);
         assert!(response.headers().get("link").is_none());
         assert_eq!(body(response).await, "");

@@ -126,7 +126,7 @@ impl App {
             }
         };
         let response = match self.pool.exec(&payload).await {
-            Ok(reply) => response::from_reply(reply),
+            Ok(reply) => response::from_reply(reply, info.method == "HEAD"),
             Err(e) => {
                 if matches!(e, ExecError::NoFreeWorkers(_) | ExecError::QueueFull) {
                     self.metrics.no_free_worker();

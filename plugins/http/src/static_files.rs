@@ -314,7 +314,14 @@ pub async fn serve(
         out.insert(name.clone(), value.clone());
     }
     if req.method() == Method::HEAD {
-        let (parts, _) = response.into_parts();
+        // HEAD announces the length the GET would send.
+        let len = hyper::body::Body::size_hint(response.body()).exact();
+        let (mut parts, _) = response.into_parts();
+        if let Some(len) = len.filter(|_| parts.status != 304) {
+            parts
+                .headers
+                .insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(len));
+        }
         return hyper::Response::from_parts(parts, http_body_util::Full::new(Bytes::new()));
     }
     response
