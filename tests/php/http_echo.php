@@ -92,6 +92,7 @@ function describe(Request $r): array
 while ($request = $http->waitRequest()) {
     fwrite(STDERR, sprintf("REQUEST pid=%d %s %s\n", getmypid(), $request->method, $request->uri));
     $q = $request->query;
+    clearstatcache(true); // a long-running worker would otherwise see stale is_file() results
 
     if (isset($q['sleep_ms']) && is_numeric($q['sleep_ms'])) {
         usleep((int) $q['sleep_ms'] * 1000);

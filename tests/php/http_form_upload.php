@@ -67,6 +67,8 @@ function handle(Request $r): array
         return [200, page('uploaded', '<h1>Uploaded</h1><pre id="result">' . htmlspecialchars($json) . '</pre>'), $html];
     }
     if ($r->method === 'GET' && $path === '/exists') {
+        // PHP caches the last stat() result for the life of the process; a long-running worker must clear it.
+        clearstatcache(true);
         return [200, is_file((string) ($r->query['path'] ?? '')) ? 'yes' : 'no', ['Content-Type' => 'text/plain']];
     }
 
