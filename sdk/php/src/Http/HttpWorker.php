@@ -127,9 +127,9 @@ final class HttpWorker
      * Send the response to the current request. Same signature as roadrunner-php/http's
      * `HttpWorker::respond()`.
      *
-     * @param int                                $status      HTTP status (100..599; a 1xx status is sent as an
-     *                                                        informational response, e.g. 103 Early Hints, and a
-     *                                                        final respond() must follow)
+     * @param int                                $status      HTTP status (100..599); a 1xx status (e.g. 103 Early
+     *                                                        Hints) goes without a body and with $endOfStream false,
+     *                                                        and the final respond() follows
      * @param string|\Generator                  $body        response body; a Generator is streamed (see respondStream())
      * @param array<string, string|list<string>> $headers     name => value or list of values
      * @param bool                               $endOfStream false sends this body as one chunk of a streamed response:
