@@ -496,10 +496,11 @@ check('HttpWorker: 1xx with a body is refused; 103 without body allowed', functi
     $http = new HttpWorker(new Worker(new StreamRelay(memory(httpFrame(Proto::encodeRequest(['method' => 'GET']))), $out = memory()), false));
     $http->waitRequest();
     expectThrows(fn () => $http->respond(103, 'x'), 'informational');
-    $http->respond(103, '', ['Link' => '</a.css>; rel=preload']);
+    $http->respond(103, '', ['Link' => '</a.css>; rel=preload'], false);
     $http->respond(200, 'ok');
     $fs = frames(written($out));
     same([103, 200], array_map(fn (Frame $f) => Proto::decodeResponse(substr($f->payload, 0, $f->options[0]))['status'], $fs), 'statuses');
+    same([Frame::STREAM, 0], array_map(fn (Frame $f) => $f->stream, $fs), 'the 103 is a stream chunk, the final reply ends the stream');
 });
 
 check('HttpWorker::respondStream: STREAM bit on chunks, last frame without it, generator return sent last', function (): void {
