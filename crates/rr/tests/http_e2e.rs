@@ -618,6 +618,22 @@ http:
     );
     let mut rr = RrProcess::start(&d, &yaml);
     started(&mut rr);
+    let worker = rr.ready_pids()[0];
+
+    // A client that gives up does not cost the worker its life: it
+    // finishes the request and serves the next one.
+    let gone = Command::new("curl")
+        .args(["-sS", "--max-time", "0.3"])
+        .arg(format!("http://127.0.0.1:{port}/gone?sleep_ms=600"))
+        .output()
+        .expect("run curl");
+    assert!(!gone.status.success(), "the client should have timed out");
+    let r = curl(&d, &[&format!("http://127.0.0.1:{port}/after-gone")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["pid"], worker);
+    rr.drain();
+    assert_eq!(rr.ready_pids(), [worker], "{}", rr.recent());
+
     let slow = {
         let d = d.clone();
         std::thread::spawn(move || {

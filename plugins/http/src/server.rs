@@ -125,7 +125,24 @@ impl App {
                 return text_error(500, &format!("serve_http: {e}"));
             }
         };
-        let response = match self.pool.exec(&payload).await {
+        // The exec runs in its own task, as RoadRunner runs it on a
+        // background context: a client that goes away does not cancel it,
+        // so the worker finishes and returns to the pool instead of being
+        // killed mid-request, and the uploads live until it has replied.
+        let pool = self.pool.clone();
+        let exec = tokio::spawn(async move {
+            let result = pool.exec(&payload).await;
+            drop(temp_files);
+            result
+        });
+        let result = match exec.await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(target: "http", error = %e, "exec task failed");
+                return plain(self.settings.raw.internal_error_code, Bytes::new());
+            }
+        };
+        let response = match result {
             Ok(reply) => response::from_reply(reply, info.method == "HEAD"),
             Err(e) => {
                 if matches!(e, ExecError::NoFreeWorkers(_) | ExecError::QueueFull) {
@@ -139,8 +156,6 @@ impl App {
                 )
             }
         };
-        // The worker is done with the uploads: remove them.
-        drop(temp_files);
         self.access_log(&info, response.status().as_u16(), start);
         response
     }
