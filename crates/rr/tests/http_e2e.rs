@@ -147,10 +147,13 @@ fn requests_bodies_uploads_errors_static_and_middlewares() {
     let port = free_tcp_port();
     let rpc = free_tcp_port();
     let metrics = free_tcp_port();
+    let status_port = free_tcp_port();
     let yaml = format!(
         r#"version: "3"
 server:
   command: {command}
+status:
+  address: 127.0.0.1:{status_port}
 rpc:
   listen: tcp://127.0.0.1:{rpc}
 metrics:
@@ -470,6 +473,12 @@ http:
         "{text}"
     );
     assert!(text.contains("rr_http_total_workers 2"), "{text}");
+
+    // Health and readiness through the status plugin.
+    for probe in ["/health?plugin=http", "/ready?plugin=http"] {
+        let (code, text) = ok(support::http_get(status_port, probe));
+        assert_eq!(code, 200, "{probe}: {text}");
+    }
 
     // rr workers http / rr reset http over RPC.
     let out = run_rr(

@@ -83,3 +83,46 @@ pub fn acceptor(ssl: &SslConfig) -> Result<TlsAcceptor, TlsError> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ssl(dir: &std::path::Path, cert: &str, key: &str) -> SslConfig {
+        std::fs::write(dir.join("cert.pem"), cert).expect("write");
+        std::fs::write(dir.join("key.pem"), key).expect("write");
+        SslConfig {
+            cert: dir.join("cert.pem").display().to_string(),
+            key: dir.join("key.pem").display().to_string(),
+            ..SslConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_matching_pair_loads_and_offers_h2() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+        let mut config = ssl(dir.path(), &pair.cert.pem(), &pair.key_pair.serialize_pem());
+        assert!(acceptor(&config).is_ok());
+        // Client certificates against a CA bundle.
+        std::fs::write(dir.path().join("ca.pem"), pair.cert.pem()).expect("write");
+        config.root_ca = dir.path().join("ca.pem").display().to_string();
+        config.client_auth_type = "require_and_verify_client_cert".to_owned();
+        assert!(acceptor(&config).is_ok());
+    }
+
+    #[test]
+    fn mismatched_or_garbage_pem_is_an_error_naming_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = rcgen::generate_simple_self_signed(vec!["a".to_owned()]).expect("cert");
+        let b = rcgen::generate_simple_self_signed(vec!["b".to_owned()]).expect("cert");
+        let config = ssl(dir.path(), &a.cert.pem(), &b.key_pair.serialize_pem());
+        assert!(acceptor(&config).is_err());
+        let config = ssl(dir.path(), "not a pem", &a.key_pair.serialize_pem());
+        let err = acceptor(&config).err().expect("garbage cert").to_string();
+        assert!(err.contains("http.ssl.cert"), "{err}");
+        let config = ssl(dir.path(), &a.cert.pem(), "nope");
+        let err = acceptor(&config).err().expect("garbage key").to_string();
+        assert!(err.contains("http.ssl.key"), "{err}");
+    }
+}
