@@ -153,6 +153,17 @@ pub fn header_map(headers: &HeaderMap) -> proto::HeaderMap {
         .collect()
 }
 
+/// HTTP/2 clients may split `Cookie` into one header per cookie; Go's h2
+/// server joins them back into one value with `; `, and so does this.
+pub fn join_cookie_crumbs(map: &mut proto::HeaderMap) {
+    if let Some((_, values)) = map.iter_mut().find(|(name, _)| name == "Cookie") {
+        if values.len() > 1 {
+            let joined = values.join(&b"; "[..]);
+            *values = vec![joined];
+        }
+    }
+}
+
 /// Cookies as Go's `Request.Cookies` reads them, values URL-unescaped with
 /// query rules; bad values are dropped; a repeated name keeps the last.
 pub fn cookies(headers: &HeaderMap) -> proto::HeaderMap {
@@ -272,7 +283,13 @@ pub async fn prepare(
         protocol: protocol(req.version()).to_owned(),
         method: req.method().as_str().to_owned(),
         uri: absolute_uri(&req, tls),
-        header: header_map(req.headers()),
+        header: {
+            let mut map = header_map(req.headers());
+            if req.version() == Version::HTTP_2 {
+                join_cookie_crumbs(&mut map);
+            }
+            map
+        },
         cookies: cookies(req.headers()),
         raw_query: strip_crlf(req.uri().query().unwrap_or_default()),
         parsed: false,
@@ -485,6 +502,14 @@ mod tests {
             map,
             vec![("X-Multi".to_owned(), vec![b"1".to_vec(), b"2".to_vec()])]
         );
+    }
+
+    #[test]
+    fn h2_cookie_crumbs_are_joined() {
+        let mut map: proto::HeaderMap =
+            vec![("Cookie".to_owned(), vec![b"a=1".to_vec(), b"b=2".to_vec()])];
+        join_cookie_crumbs(&mut map);
+        assert_eq!(map[0].1, vec![b"a=1; b=2".to_vec()]);
     }
 
     #[test]
