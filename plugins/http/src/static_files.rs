@@ -119,33 +119,10 @@ impl StaticFiles {
     }
 }
 
-/// Castagnoli CRC-32 (what RoadRunner's strong ETag uses).
+/// Castagnoli CRC-32 (what RoadRunner's strong ETag uses); hardware
+/// accelerated where the CPU has it.
 pub fn crc32c(data: &[u8]) -> u32 {
-    const fn table() -> [u32; 256] {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut crc = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0x82F6_3B78
-                } else {
-                    crc >> 1
-                };
-                k += 1;
-            }
-            table[i] = crc;
-            i += 1;
-        }
-        table
-    }
-    const TABLE: [u32; 256] = table();
-    let mut crc = !0u32;
-    for &b in data {
-        crc = TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
-    }
-    !crc
+    crc32c::crc32c(data)
 }
 
 /// `"<size>-<crc32c>"`, none for an empty file.
@@ -196,6 +173,12 @@ fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     })
 }
 
+enum Found {
+    Missing,
+    Outside(PathBuf),
+    File(std::fs::Metadata, Bytes),
+}
+
 /// The middleware.
 pub async fn serve(
     files: &StaticFiles,
@@ -214,25 +197,32 @@ pub async fn serve(
         Decision::Try(relative) => relative,
     };
     let path = files.root.join(&relative);
-    let metadata = match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() => m,
-        _ => return next(req).await,
-    };
-    // A symlink may point outside the root: refuse what resolves out of it.
-    match tokio::fs::canonicalize(&path).await {
-        Ok(real) if real.starts_with(&files.root) => {}
-        Ok(real) => {
+    let root = files.root.clone();
+    // One blocking hop for stat, symlink check and read.
+    let found = tokio::task::spawn_blocking(move || -> Found {
+        let metadata = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => m,
+            _ => return Found::Missing,
+        };
+        // A symlink may point outside the root: refuse what resolves out of it.
+        match std::fs::canonicalize(&path) {
+            Ok(real) if real.starts_with(&root) => {}
+            Ok(real) => return Found::Outside(real),
+            Err(_) => return Found::Missing,
+        }
+        match std::fs::read(&path) {
+            Ok(body) => Found::File(metadata, Bytes::from(body)),
+            Err(_) => Found::Missing,
+        }
+    })
+    .await;
+    let (metadata, body) = match found {
+        Ok(Found::File(metadata, body)) => (metadata, body),
+        Ok(Found::Outside(real)) => {
             tracing::warn!(target: "http", path = %real.display(), "static file outside the root refused");
             return plain(403, Bytes::new());
         }
-        Err(_) => return next(req).await,
-    }
-    let body = match tokio::fs::read(&path).await {
-        Ok(body) => Bytes::from(body),
-        Err(e) => {
-            tracing::debug!(target: "http", error = %e, "static file unreadable, passing to the worker");
-            return next(req).await;
-        }
+        Ok(Found::Missing) | Err(_) => return next(req).await,
     };
     let modified = metadata.modified().ok();
     let etag = if !files.calculate_etag {
