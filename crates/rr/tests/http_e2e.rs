@@ -162,8 +162,8 @@ http:
   address: 127.0.0.1:{port}
   max_request_size: 1
   trusted_subnets: ["127.0.0.0/8"]
-  # v5 order: the last listed runs first (proxy, gzip, static, headers)
-  middleware: [headers, static, gzip, proxy_ip_parser]
+  # v5 order: the last listed runs first (proxy, gzip, static, headers, sendfile)
+  middleware: [sendfile, headers, static, gzip, proxy_ip_parser, http_metrics]
   uploads:
     dir: {uploads}
     forbid: [".exe"]
@@ -384,6 +384,21 @@ http:
         .collect();
     assert_eq!(xa, ["1", "2"]);
     assert_eq!(r.header("x-b"), Some("b"));
+
+    // sendfile: PHP names a file, rr sends it; `..` is refused, missing is 404.
+    let secret = d.join("secret.txt");
+    let r = curl(
+        d,
+        &[&url(&format!("/?header[X-Sendfile]={}", secret.display()))],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "secret\n");
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(r.header("x-sendfile"), None);
+    let r = curl(d, &[&url("/?header[X-Sendfile]=/tmp/../etc/passwd")]);
+    assert_eq!(r.status, 403);
+    let r = curl(d, &[&url("/?header[X-Sendfile]=/nonexistent/file")]);
+    assert_eq!((r.status, r.text().as_str()), (404, "not found\n"));
 
     // Static: served with ETag and response headers; 304 on If-None-Match.
     let r = curl(d, &[&url("/a.txt")]);

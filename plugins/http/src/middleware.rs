@@ -32,6 +32,10 @@ pub enum Middleware {
     Static,
     /// `proxy_ip_parser`: client IP from forwarding headers of trusted peers.
     ProxyIp,
+    /// `sendfile`: a reply with `X-Sendfile: <path>` sends that file.
+    Sendfile,
+    /// `http_metrics`: request metrics are always collected, so a no-op.
+    HttpMetrics,
 }
 
 impl Middleware {
@@ -42,6 +46,8 @@ impl Middleware {
             "gzip" => Some(Middleware::Gzip),
             "static" => Some(Middleware::Static),
             "proxy_ip_parser" => Some(Middleware::ProxyIp),
+            "sendfile" => Some(Middleware::Sendfile),
+            "http_metrics" => Some(Middleware::HttpMetrics),
             _ => None,
         }
     }
@@ -54,6 +60,7 @@ pub fn chain(names: &[String]) -> Vec<Middleware> {
     let mut chain = Vec::new();
     for name in names.iter().rev() {
         match Middleware::from_name(name) {
+            Some(Middleware::HttpMetrics) => {}
             Some(m) => chain.push(m),
             None if crate::config::KNOWN_MIDDLEWARE.contains(&name.as_str()) => {
                 tracing::warn!(target: "http", middleware = %name, "middleware is not implemented by rr, skipped");
@@ -322,6 +329,42 @@ pub async fn gzip(
     }
 }
 
+/// The `sendfile` middleware: when the reply carries `X-Sendfile: <path>`,
+/// the header is removed and the file is sent as
+/// `application/octet-stream` with the reply's status and other headers; a
+/// path with `..` is 403, a missing file 404 `not found`, an unreadable one 500.
+pub async fn sendfile(
+    req: Request<Incoming>,
+    next: impl FnOnce(Request<Incoming>) -> BoxResponse,
+) -> HttpResponse {
+    let mut response = next(req).await;
+    let Some(path) = response.headers_mut().remove("x-sendfile") else {
+        return response;
+    };
+    let path = String::from_utf8_lossy(path.as_bytes()).into_owned();
+    if path.is_empty() {
+        return response;
+    }
+    if path.contains("..") {
+        return plain(403, Bytes::new());
+    }
+    if tokio::fs::metadata(&path).await.is_err() {
+        return crate::response::text_error(404, "not found");
+    }
+    match tokio::fs::read(&path).await {
+        Ok(file) => {
+            let (mut parts, _) = response.into_parts();
+            parts.headers.remove(CONTENT_LENGTH);
+            parts.headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            Response::from_parts(parts, Full::new(Bytes::from(file)))
+        }
+        Err(e) => crate::response::text_error(500, &e.to_string()),
+    }
+}
+
 /// Headers `proxy_ip_parser` reads by default, in order.
 pub const DEFAULT_TRUSTED_HEADERS: &[&str] = &[
     "Forwarded",
@@ -397,7 +440,7 @@ mod tests {
 
     #[test]
     fn v5_order_runs_the_last_listed_first() {
-        let names: Vec<String> = ["static", "headers", "gzip", "nope", "sendfile"]
+        let names: Vec<String> = ["static", "headers", "gzip", "nope", "http_metrics", "otel"]
             .iter()
             .map(|s| s.to_string())
             .collect();

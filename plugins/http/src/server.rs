@@ -91,6 +91,8 @@ impl App {
                 None => self.php(req).await,
                 Some(Middleware::Headers) => middleware::headers(&self.headers, req, next).await,
                 Some(Middleware::Gzip) => middleware::gzip(req, next).await,
+                Some(Middleware::Sendfile) => middleware::sendfile(req, next).await,
+                Some(Middleware::HttpMetrics) => next(req).await,
                 Some(Middleware::ProxyIp) => {
                     middleware::proxy_ip(
                         &self.settings.trusted_subnets,
