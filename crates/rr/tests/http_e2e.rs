@@ -279,6 +279,14 @@ http:
         serde_json::json!({"user": {"name": "Ann Lee", "tags": ["a", "b"]}, "n": "2"})
     );
 
+    // A key that is both a scalar and a branch: 500 with the reason (v5).
+    let r = curl(d, &[&url("/form"), "--data", "a=1&a[b]=2"]);
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.text(),
+        "serve_http: invalid multiple values to key 'a' in tree\n"
+    );
+
     // Multipart: fields in the body, files in uploads; a forbidden extension
     // gets error 8; temp files are gone once the response is out.
     let file_a = d.join("a.bin");
@@ -633,6 +641,7 @@ server:
 http:
   address: 127.0.0.1:{port}
   internal_error_code: 503
+  access_logs: true
   pool:
     num_workers: 1
     allocate_timeout: 300ms
@@ -652,6 +661,14 @@ http:
         .output()
         .expect("run curl");
     assert!(!gone.status.success(), "the client should have timed out");
+    // The request is finished (and logged) although its client is gone.
+    ok(rr.wait_for_line(
+        |l| {
+            l.is("http", "http access log")
+                && l.field_str("URI").is_some_and(|u| u.contains("/gone"))
+        },
+        START,
+    ));
     let r = curl(&d, &[&format!("http://127.0.0.1:{port}/after-gone")]);
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["pid"], worker);

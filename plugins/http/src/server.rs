@@ -111,7 +111,7 @@ impl App {
     }
 
     /// The innermost handler: body limit, payload, exec, response, access log.
-    async fn php(&self, req: Request<Incoming>) -> HttpResponse {
+    async fn php(self: Arc<Self>, req: Request<Incoming>) -> HttpResponse {
         let start = Instant::now();
         let (payload, temp_files, info) = match request::prepare(req, &self.settings).await {
             Ok(prepared) => prepared,
@@ -130,36 +130,36 @@ impl App {
         // The exec runs in its own task, as RoadRunner runs it on a
         // background context: a client that goes away does not cancel it,
         // so the worker finishes and returns to the pool instead of being
-        // killed mid-request, and the uploads live until it has replied.
-        let pool = self.pool.clone();
+        // killed mid-request, the uploads live until it has replied, and
+        // the request is still logged.
+        let app = Arc::clone(&self);
         let exec = tokio::spawn(async move {
-            let result = pool.exec(&payload).await;
+            let result = app.pool.exec(&payload).await;
             drop(temp_files);
-            result
+            let response = match result {
+                Ok(reply) => response::from_reply(reply, info.method == "HEAD"),
+                Err(e) => {
+                    if matches!(e, ExecError::NoFreeWorkers(_) | ExecError::QueueFull) {
+                        app.metrics.no_free_worker();
+                    }
+                    tracing::error!(target: "http", error = %e, method = %info.method, uri = %info.uri, "execute");
+                    response::exec_error(
+                        &e,
+                        app.settings.raw.internal_error_code,
+                        app.settings.raw.pool.debug,
+                    )
+                }
+            };
+            app.access_log(&info, response.status().as_u16(), start);
+            response
         });
-        let result = match exec.await {
-            Ok(result) => result,
+        match exec.await {
+            Ok(response) => response,
             Err(e) => {
                 tracing::error!(target: "http", error = %e, "exec task failed");
-                return plain(self.settings.raw.internal_error_code, Bytes::new());
+                plain(self.settings.raw.internal_error_code, Bytes::new())
             }
-        };
-        let response = match result {
-            Ok(reply) => response::from_reply(reply, info.method == "HEAD"),
-            Err(e) => {
-                if matches!(e, ExecError::NoFreeWorkers(_) | ExecError::QueueFull) {
-                    self.metrics.no_free_worker();
-                }
-                tracing::error!(target: "http", error = %e, method = %info.method, uri = %info.uri, "execute");
-                response::exec_error(
-                    &e,
-                    self.settings.raw.internal_error_code,
-                    self.settings.raw.pool.debug,
-                )
-            }
-        };
-        self.access_log(&info, response.status().as_u16(), start);
-        response
+        }
     }
 
     fn access_log(&self, info: &RequestInfo, status: u16, start: Instant) {
