@@ -130,6 +130,9 @@ fn static_root(dir: &Path) -> PathBuf {
     std::fs::write(root.join("sub/page.html"), "<p>page</p>".repeat(200)).expect("write");
     std::fs::write(root.join("script.php"), "<?php echo 'source';").expect("write");
     std::fs::write(dir.join("secret.txt"), "secret\n").expect("write");
+    // Over the 1 MiB streaming threshold.
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), big).expect("write");
     std::os::unix::fs::symlink(dir.join("secret.txt"), root.join("escape.txt")).expect("symlink");
     root
 }
@@ -421,6 +424,42 @@ http:
     );
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
+    // A large file is streamed: whole, by range, and its length on HEAD.
+    let expected: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let r = curl(d, &[&url("/big.bin")]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body == expected,
+        "big.bin differs ({} bytes)",
+        r.body.len()
+    );
+    assert!(r
+        .header("etag")
+        .is_some_and(|e| e.starts_with("\"3145728-")));
+    let r = curl(d, &[&url("/big.bin"), "-H", "Range: bytes=2000000-2000009"]);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, expected[2_000_000..2_000_010]);
+    assert_eq!(
+        r.header("content-range"),
+        Some("bytes 2000000-2000009/3145728")
+    );
+    let r = curl(d, &["--http2-prior-knowledge", &url("/big.bin")]);
+    assert!(r.version == "2" && r.body == expected, "big.bin over h2c");
+    let r = curl(d, &["-I", &url("/big.bin")]);
+    assert_eq!(r.header("content-length"), Some("3145728"));
+    let r = curl(
+        d,
+        &[&url(&format!(
+            "/?header[X-Sendfile]={}",
+            root.join("big.bin").display()
+        ))],
+    );
+    assert!(
+        r.body == expected,
+        "sendfile big.bin differs ({} bytes)",
+        r.body.len()
+    );
+
     // Traversal (raw and encoded) and a symlink out of the root are refused.
     for path in [
         "/../secret.txt",

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, VARY,
@@ -16,7 +16,7 @@ use hyper::{Method, Request, Response};
 
 use crate::config::{CorsConfig, HeadersConfig, Subnet};
 use crate::request::{ConnInfo, RemoteIp};
-use crate::response::{plain, HttpResponse};
+use crate::response::{file_body, full, plain, HttpResponse};
 
 /// A boxed response future: what the next layer of the chain returns.
 pub type BoxResponse = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
@@ -300,13 +300,20 @@ pub async fn gzip(
     {
         return response;
     }
+    // Only bodies in memory are compressed; streamed files go as they are.
+    if hyper::body::Body::size_hint(response.body())
+        .exact()
+        .is_none()
+    {
+        return response;
+    }
     let (mut parts, body) = response.into_parts();
     let bytes = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(never) => match never {},
+        Err(e) => return crate::response::text_error(500, &e.to_string()),
     };
     if bytes.len() < GZIP_MIN_SIZE {
-        return Response::from_parts(parts, Full::new(bytes));
+        return Response::from_parts(parts, full(bytes));
     }
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
@@ -320,11 +327,11 @@ pub async fn gzip(
                 .headers
                 .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             parts.headers.remove(CONTENT_LENGTH);
-            Response::from_parts(parts, Full::new(Bytes::from(compressed)))
+            Response::from_parts(parts, full(compressed))
         }
         Err(e) => {
             tracing::warn!(target: "http", error = %e, "gzip failed, sending the body uncompressed");
-            Response::from_parts(parts, Full::new(bytes))
+            Response::from_parts(parts, full(bytes))
         }
     }
 }
@@ -348,18 +355,21 @@ pub async fn sendfile(
     if path.contains("..") {
         return plain(403, Bytes::new());
     }
-    if tokio::fs::metadata(&path).await.is_err() {
-        return crate::response::text_error(404, "not found");
-    }
-    match tokio::fs::read(&path).await {
+    let metadata = match tokio::fs::metadata(&path).await {
+        Ok(m) if m.is_file() => m,
+        _ => return crate::response::text_error(404, "not found"),
+    };
+    match tokio::fs::File::open(&path).await {
         Ok(file) => {
             let (mut parts, _) = response.into_parts();
-            parts.headers.remove(CONTENT_LENGTH);
+            parts
+                .headers
+                .insert(CONTENT_LENGTH, HeaderValue::from(metadata.len()));
             parts.headers.insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("application/octet-stream"),
             );
-            Response::from_parts(parts, Full::new(Bytes::from(file)))
+            Response::from_parts(parts, file_body(file, metadata.len()))
         }
         Err(e) => crate::response::text_error(500, &e.to_string()),
     }

@@ -1,7 +1,10 @@
 //! A worker's reply → the HTTP response (RoadRunner `handler/response.go`).
 
 use bytes::Bytes;
-use http_body_util::Full;
+use futures_util::TryStreamExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use rr_pool::{ExecError, Payload};
@@ -9,15 +12,33 @@ use serde::Deserialize;
 
 use crate::proto;
 
+/// A response body: bytes in memory or a streamed file.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
 /// The response type every layer of the server produces.
-pub type HttpResponse = Response<Full<Bytes>>;
+pub type HttpResponse = Response<Body>;
+
+/// A body of bytes in memory (with an exact size).
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// The first `len` bytes of `file` from its current position, streamed in
+/// 64 KiB chunks.
+pub fn file_body(file: tokio::fs::File, len: u64) -> Body {
+    use tokio::io::AsyncReadExt;
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
+    StreamBody::new(stream.map_ok(Frame::data)).boxed_unsync()
+}
 
 /// Goridge codec flag for JSON payloads.
 pub const CODEC_JSON: u8 = 0x08;
 
 /// A plain response with a status and a body.
 pub fn plain(status: u16, body: impl Into<Bytes>) -> HttpResponse {
-    let mut response = Response::new(Full::new(body.into()));
+    let mut response = Response::new(full(body));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     response
 }
@@ -165,7 +186,6 @@ pub fn from_reply(reply: Payload, head: bool) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::BodyExt;
 
     fn reply(context: Vec<u8>, body: &str, codec: u8) -> Payload {
         Payload {

@@ -16,7 +16,7 @@ use hyper::{Method, Request};
 
 use crate::config::StaticConfig;
 use crate::middleware::BoxResponse;
-use crate::response::{plain, HttpResponse};
+use crate::response::{file_body, full, plain, Body, HttpResponse};
 
 /// The middleware's settings, prepared once.
 #[derive(Debug, Clone)]
@@ -173,10 +173,77 @@ fn parse_range(value: &str, len: u64) -> Option<Result<(u64, u64), ()>> {
     })
 }
 
+/// Files up to this size are read into memory; larger ones are streamed.
+pub const STREAM_THRESHOLD: u64 = 1024 * 1024;
+
+/// What the blocking lookup found.
 enum Found {
     Missing,
     Outside(PathBuf),
-    File(std::fs::Metadata, Bytes),
+    /// A small file, read whole.
+    Small(std::fs::Metadata, Bytes),
+    /// A large file, opened, with its CRC-32C when a strong ETag needs it.
+    Large(std::fs::Metadata, std::fs::File, Option<u32>),
+}
+
+/// Stat, symlink check and read (or open and checksum), in one blocking hop.
+fn lookup(path: &Path, root: &Path, want_crc: bool) -> Found {
+    let metadata = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => m,
+        _ => return Found::Missing,
+    };
+    // A symlink may point outside the root: refuse what resolves out of it.
+    match std::fs::canonicalize(path) {
+        Ok(real) if real.starts_with(root) => {}
+        Ok(real) => return Found::Outside(real),
+        Err(_) => return Found::Missing,
+    }
+    if metadata.len() <= STREAM_THRESHOLD {
+        return match std::fs::read(path) {
+            Ok(body) => Found::Small(metadata, Bytes::from(body)),
+            Err(_) => Found::Missing,
+        };
+    }
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Found::Missing;
+    };
+    let crc = if want_crc {
+        use std::io::{Read, Seek};
+        let mut crc = 0u32;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => crc = crc32c::crc32c_append(crc, &buf[..n]),
+                Err(_) => return Found::Missing,
+            }
+        }
+        if file.rewind().is_err() {
+            return Found::Missing;
+        }
+        Some(crc)
+    } else {
+        None
+    };
+    Found::Large(metadata, file, crc)
+}
+
+/// The file's bytes from `start` to `end` inclusive as a body.
+async fn slice_body(content: Content, start: u64, end: u64) -> std::io::Result<Body> {
+    match content {
+        Content::Memory(bytes) => Ok(full(bytes.slice(start as usize..=end as usize))),
+        Content::File(file) => {
+            use tokio::io::AsyncSeekExt;
+            let mut file = tokio::fs::File::from_std(file);
+            file.seek(std::io::SeekFrom::Start(start)).await?;
+            Ok(file_body(file, end - start + 1))
+        }
+    }
+}
+
+enum Content {
+    Memory(Bytes),
+    File(std::fs::File),
 }
 
 /// The middleware.
@@ -198,39 +265,28 @@ pub async fn serve(
     };
     let path = files.root.join(&relative);
     let root = files.root.clone();
-    // One blocking hop for stat, symlink check and read.
-    let found = tokio::task::spawn_blocking(move || -> Found {
-        let metadata = match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => m,
-            _ => return Found::Missing,
-        };
-        // A symlink may point outside the root: refuse what resolves out of it.
-        match std::fs::canonicalize(&path) {
-            Ok(real) if real.starts_with(&root) => {}
-            Ok(real) => return Found::Outside(real),
-            Err(_) => return Found::Missing,
+    let want_crc = files.calculate_etag && !files.weak;
+    let found = tokio::task::spawn_blocking(move || lookup(&path, &root, want_crc)).await;
+    let (metadata, content, crc) = match found {
+        Ok(Found::Small(metadata, body)) => {
+            let crc = (want_crc && !body.is_empty()).then(|| crc32c(&body));
+            (metadata, Content::Memory(body), crc)
         }
-        match std::fs::read(&path) {
-            Ok(body) => Found::File(metadata, Bytes::from(body)),
-            Err(_) => Found::Missing,
-        }
-    })
-    .await;
-    let (metadata, body) = match found {
-        Ok(Found::File(metadata, body)) => (metadata, body),
+        Ok(Found::Large(metadata, file, crc)) => (metadata, Content::File(file), crc),
         Ok(Found::Outside(real)) => {
             tracing::warn!(target: "http", path = %real.display(), "static file outside the root refused");
             return plain(403, Bytes::new());
         }
         Ok(Found::Missing) | Err(_) => return next(req).await,
     };
+    let len = metadata.len();
     let modified = metadata.modified().ok();
     let etag = if !files.calculate_etag {
         None
     } else if files.weak {
-        modified.map(|m| weak_etag(metadata.len(), m))
+        modified.map(|m| weak_etag(len, m))
     } else {
-        strong_etag(&body)
+        crc.map(|crc| format!("\"{len}-{crc}\""))
     };
     let headers = req.headers();
     let not_modified = match (
@@ -257,38 +313,53 @@ pub async fn serve(
             _ => false,
         },
     };
+    let head = req.method() == Method::HEAD;
     let mut response = if not_modified {
         plain(304, Bytes::new())
     } else {
         let range = headers
             .get(RANGE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_range(v, body.len() as u64));
-        let mut response = match range {
-            Some(Ok((start, end))) => {
-                let mut r = plain(206, body.slice(start as usize..=end as usize));
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", body.len()))
-                {
-                    r.headers_mut().insert(CONTENT_RANGE, v);
-                }
-                r
-            }
+            .and_then(|v| parse_range(v, len));
+        let (status, start, end) = match range {
+            Some(Ok((start, end))) => (206, start, end),
             Some(Err(())) => {
                 let mut r = plain(416, Bytes::new());
-                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", body.len())) {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
                     r.headers_mut().insert(CONTENT_RANGE, v);
                 }
-                r
+                return r;
             }
-            None => plain(200, body),
+            None => (200, 0, len.saturating_sub(1)),
         };
+        let sent = if len == 0 { 0 } else { end - start + 1 };
+        let body = if head || len == 0 {
+            full(Bytes::new())
+        } else {
+            match slice_body(content, start, end).await {
+                Ok(body) => body,
+                Err(e) => {
+                    tracing::debug!(target: "http", error = %e, "static file unreadable, passing to the worker");
+                    return next(req).await;
+                }
+            }
+        };
+        let mut response = hyper::Response::new(body);
+        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
+        let out = response.headers_mut();
+        // Set explicitly: streamed bodies do not know their length, and
+        // HEAD announces the length a GET would send.
+        out.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(sent));
+        if status == 206 {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
+                out.insert(CONTENT_RANGE, v);
+            }
+        }
         let mime = mime_guess::from_path(&relative).first_or_octet_stream();
         if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
-            response.headers_mut().insert(CONTENT_TYPE, v);
+            out.insert(CONTENT_TYPE, v);
         }
-        response
-            .headers_mut()
-            .insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        out.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         response
     };
     let out = response.headers_mut();
@@ -302,17 +373,6 @@ pub async fn serve(
     }
     for (name, value) in &files.response_headers {
         out.insert(name.clone(), value.clone());
-    }
-    if req.method() == Method::HEAD {
-        // HEAD announces the length the GET would send.
-        let len = hyper::body::Body::size_hint(response.body()).exact();
-        let (mut parts, _) = response.into_parts();
-        if let Some(len) = len.filter(|_| parts.status != 304) {
-            parts
-                .headers
-                .insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(len));
-        }
-        return hyper::Response::from_parts(parts, http_body_util::Full::new(Bytes::new()));
     }
     response
 }
