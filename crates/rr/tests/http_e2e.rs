@@ -481,6 +481,27 @@ http:
     assert_eq!(r.text(), "<p>page</p>".repeat(200));
     let r = curl(d, &[&url("/a.txt"), "-H", "Accept-Encoding: gzip"]);
     assert_eq!(r.header("content-encoding"), None);
+    // A large PHP reply (compressed off the async threads) round-trips.
+    let text = d.join("text.txt");
+    let long = "line of text to compress\n".repeat(20_000);
+    std::fs::write(&text, &long).expect("write");
+    let r = curl(
+        d,
+        &[
+            "--compressed",
+            &url("/?raw=1"),
+            "-H",
+            "Content-Type: text/plain",
+            "--data-binary",
+            &format!("@{}", text.display()),
+        ],
+    );
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert!(
+        r.text() == long,
+        "gunzipped reply differs ({} bytes)",
+        r.body.len()
+    );
 
     // CORS: the preflight is answered without PHP, actual requests get the origin.
     let r = curl(

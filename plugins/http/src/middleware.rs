@@ -243,6 +243,19 @@ fn cors_actual(cors: &CorsConfig, origin: &str, response: &mut HttpResponse) {
 /// Bodies smaller than this are sent as they are (gzhttp's default).
 pub const GZIP_MIN_SIZE: usize = 1024;
 
+/// Bodies larger than this are compressed on the blocking pool.
+const GZIP_BLOCKING_SIZE: usize = 256 * 1024;
+
+fn gzip_bytes(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 3),
+        flate2::Compression::default(),
+    );
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
+
 /// Whether the client accepts gzip (`q=0` refuses it).
 fn accepts_gzip(req_headers: &hyper::HeaderMap) -> bool {
     req_headers
@@ -315,12 +328,16 @@ pub async fn gzip(
     if bytes.len() < GZIP_MIN_SIZE {
         return Response::from_parts(parts, full(bytes));
     }
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 3),
-        flate2::Compression::default(),
-    );
-    let compressed = encoder.write_all(&bytes).and_then(|()| encoder.finish());
+    // Large bodies are compressed off the async threads so one big reply
+    // does not stall the other connections of its worker thread.
+    let compressed = if bytes.len() > GZIP_BLOCKING_SIZE {
+        let input = bytes.clone();
+        tokio::task::spawn_blocking(move || gzip_bytes(&input))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    } else {
+        gzip_bytes(&bytes)
+    };
     match compressed {
         Ok(compressed) => {
             parts
@@ -481,6 +498,19 @@ mod tests {
         );
         assert_eq!(ip("X-Real-Ip", " ::1 ").as_deref(), Some("::1"));
         assert_eq!(ip("X-Real-Ip", "unknown"), None);
+    }
+
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let input = "abc".repeat(1000);
+        let compressed = gzip_bytes(input.as_bytes()).expect("gzip");
+        assert!(compressed.len() < input.len() / 10);
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&compressed[..])
+            .read_to_string(&mut out)
+            .expect("gunzip");
+        assert_eq!(out, input);
     }
 
     #[test]
