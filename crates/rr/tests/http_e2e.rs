@@ -774,3 +774,93 @@ http:
     let (status, _) = ok(rr.wait_exit(Duration::from_secs(15)));
     assert_eq!(status.code(), Some(0), "{}", rr.recent());
 }
+
+/// `ssl.root_ca` with `require_and_verify_client_cert`: a client without a
+/// certificate signed by that CA is refused at the handshake; one with it
+/// is served.
+#[test]
+fn mutual_tls_requires_a_client_certificate() {
+    require_php!();
+    require_curl!();
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let dir = support::temp_dir();
+    let d = dir.path();
+    let write = |name: &str, text: String| std::fs::write(d.join(name), text).expect("write");
+    let server = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    write("cert.pem", server.cert.pem());
+    write("key.pem", server.key_pair.serialize_pem());
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("key");
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    write("ca.pem", ca.pem());
+    let mut client_params = CertificateParams::new(vec!["client".to_owned()]).expect("params");
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = KeyPair::generate().expect("key");
+    let client = client_params
+        .signed_by(&client_key, &ca, &ca_key)
+        .expect("client cert");
+    write("client.pem", client.pem());
+    write("client.key", client_key.serialize_pem());
+
+    let tls = free_tcp_port();
+    let yaml = format!(
+        r#"version: "3"
+server:
+  command: {command}
+http:
+  ssl:
+    address: 127.0.0.1:{tls}
+    cert: cert.pem
+    key: key.pem
+    root_ca: ca.pem
+    client_auth_type: require_and_verify_client_cert
+  pool:
+    num_workers: 1
+    allocate_timeout: 5s
+    destroy_timeout: 5s
+"#,
+        command = php_command("http_echo.php"),
+    );
+    let mut rr = RrProcess::start(d, &yaml);
+    started(&mut rr);
+    let resolve = format!("localhost:{tls}:127.0.0.1");
+    let url = format!("https://localhost:{tls}/mtls");
+    let path = |n: &str| d.join(n).display().to_string();
+
+    let refused = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            &path("cert.pem"),
+            "--resolve",
+            &resolve,
+            &url,
+        ])
+        .output()
+        .expect("run curl");
+    assert!(
+        !refused.status.success(),
+        "a client without a certificate was served"
+    );
+
+    let r = curl(
+        d,
+        &[
+            "--cacert",
+            &path("cert.pem"),
+            "--cert",
+            &path("client.pem"),
+            "--key",
+            &path("client.key"),
+            "--resolve",
+            &resolve,
+            &url,
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["uri"], url);
+    rr.stop_cleanly();
+}
