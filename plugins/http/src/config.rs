@@ -110,9 +110,16 @@ pub struct HeadersConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct CorsConfig {
-    /// Comma-separated origins, `*` for any.
+    /// Comma-separated origins, `*` for any; empty = any.
     pub allowed_origin: String,
-    /// Comma-separated request headers allowed in preflights, `*` for any.
+    /// A regular expression for origins; when set, `allowed_origin` is
+    /// ignored (rs/cors' `AllowOriginFunc`).
+    pub allowed_origin_regex: String,
+    /// `allowed_origin_regex`, compiled by [`HttpConfig::validate`].
+    #[serde(skip)]
+    pub origin_regex: Option<regex::Regex>,
+    /// Comma-separated request headers allowed in preflights, `*` for any;
+    /// empty = `Origin, Accept, Content-Type, X-Requested-With`.
     pub allowed_headers: String,
     /// Comma-separated methods allowed in preflights.
     pub allowed_methods: String,
@@ -130,6 +137,8 @@ impl Default for CorsConfig {
     fn default() -> Self {
         CorsConfig {
             allowed_origin: String::new(),
+            allowed_origin_regex: String::new(),
+            origin_regex: None,
             allowed_headers: String::new(),
             allowed_methods: String::new(),
             allow_credentials: None,
@@ -371,6 +380,17 @@ impl HttpConfig {
                 ));
             }
         }
+        if let Some(cors) = self.headers.as_mut().and_then(|h| h.cors.as_mut()) {
+            if !cors.allowed_origin_regex.is_empty() {
+                cors.origin_regex =
+                    Some(regex::Regex::new(&cors.allowed_origin_regex).map_err(|e| {
+                        ConfigError::invalid(
+                            "http.headers.cors.allowed_origin_regex",
+                            e.to_string(),
+                        )
+                    })?);
+            }
+        }
         let fcgi = self.fcgi.as_ref().is_some_and(|f| !f.address.is_empty());
         if self.address.is_empty() && tls.is_none() {
             return Err(if fcgi {
@@ -479,6 +499,7 @@ mod tests {
             ("http:\n  address: :1\n  internal_error_code: 42\n", "`http.internal_error_code`", "not an HTTP status"),
             ("http:\n  address: :1\n  pool:\n    num_workers: x\n", "`http.pool.num_workers`", ""),
             ("http:\n  fcgi:\n    address: tcp://127.0.0.1:9000\n", "`http.fcgi.address`", "FastCGI"),
+            ("http:\n  address: :1\n  headers:\n    cors:\n      allowed_origin_regex: '(['\n", "`http.headers.cors.allowed_origin_regex`", "regex"),
         ];
         for (yaml, key, text) in cases {
             let err = settings(&format!("version: '3'\n{yaml}")).expect_err(yaml);

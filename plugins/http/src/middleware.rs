@@ -158,11 +158,17 @@ pub async fn headers(
 
 fn allow_origin_value(cors: &CorsConfig, origin: &str) -> Option<String> {
     let patterns = list(&cors.allowed_origin);
-    if !patterns.iter().any(|p| origin_matches(p, origin)) {
+    let any =
+        cors.origin_regex.is_none() && (patterns.is_empty() || patterns.iter().any(|p| p == "*"));
+    let allowed = match &cors.origin_regex {
+        Some(regex) => regex.is_match(origin),
+        None => any || patterns.iter().any(|p| origin_matches(p, origin)),
+    };
+    if !allowed {
         return None;
     }
     let credentials = cors.allow_credentials.unwrap_or(false);
-    Some(if patterns.iter().any(|p| p == "*") && !credentials {
+    Some(if any && !credentials {
         "*".to_owned()
     } else {
         origin.to_owned()
@@ -197,7 +203,13 @@ fn preflight(cors: &CorsConfig, req: &Request<Incoming>, origin: &str) -> HttpRe
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let allowed = list(&cors.allowed_headers);
+    let mut allowed = list(&cors.allowed_headers);
+    if allowed.is_empty() {
+        allowed = ["Accept", "Content-Type", "X-Requested-With"]
+            .map(str::to_owned)
+            .to_vec();
+    }
+    allowed.push("Origin".to_owned());
     let headers_ok = allowed.iter().any(|h| h == "*")
         || list(&requested)
             .iter()
@@ -525,6 +537,30 @@ mod tests {
         assert!(compressible("text/html; charset=utf-8"));
         assert!(compressible("image/svg+xml"));
         assert!(!compressible("image/png"));
+    }
+
+    #[test]
+    fn cors_origin_rules_follow_rs_cors() {
+        let mut cors = CorsConfig::default();
+        assert_eq!(allow_origin_value(&cors, "https://x").as_deref(), Some("*"));
+        cors.allow_credentials = Some(true);
+        assert_eq!(
+            allow_origin_value(&cors, "https://x").as_deref(),
+            Some("https://x")
+        );
+        cors.allowed_origin = "https://a, https://b".into();
+        assert_eq!(
+            allow_origin_value(&cors, "https://b").as_deref(),
+            Some("https://b")
+        );
+        assert_eq!(allow_origin_value(&cors, "https://c"), None);
+        cors.origin_regex =
+            Some(regex::Regex::new(r"^https://[a-z]+\.example\.com$").expect("regex"));
+        assert_eq!(allow_origin_value(&cors, "https://b"), None);
+        assert_eq!(
+            allow_origin_value(&cors, "https://api.example.com").as_deref(),
+            Some("https://api.example.com")
+        );
     }
 
     #[test]
