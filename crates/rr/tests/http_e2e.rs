@@ -864,3 +864,57 @@ http:
     assert_eq!(r.json()["uri"], url);
     rr.stop_cleanly();
 }
+
+/// With `server.user`, upload temp files (created 0600 by rr) are handed to
+/// that user, so PHP running as it can read them.
+#[test]
+fn uploads_belong_to_the_worker_user() {
+    require_php!();
+    require_curl!();
+    if !nix::unistd::Uid::effective().is_root()
+        || nix::unistd::User::from_name("nobody")
+            .ok()
+            .flatten()
+            .is_none()
+    {
+        eprintln!("SKIPPED: needs root and a `nobody` user");
+        return;
+    }
+    let dir = support::temp_dir();
+    let d = dir.path();
+    let port = free_tcp_port();
+    let yaml = format!(
+        r#"version: "3"
+server:
+  command: {command}
+  user: nobody
+http:
+  address: 127.0.0.1:{port}
+  pool:
+    num_workers: 1
+    allocate_timeout: 5s
+    destroy_timeout: 5s
+"#,
+        command = php_command("http_echo.php"),
+    );
+    let mut rr = RrProcess::start(d, &yaml);
+    started(&mut rr);
+    let file = d.join("doc.txt");
+    std::fs::write(&file, "for nobody\n").expect("write");
+    let r = curl(
+        d,
+        &[
+            &format!("http://127.0.0.1:{port}/upload"),
+            "-F",
+            &format!("doc=@{}", file.display()),
+        ],
+    );
+    let doc = &r.json()["uploads"]["doc"];
+    assert_eq!(doc["error"], 0, "{doc}");
+    // sha256 of "for nobody\n": PHP could read the file.
+    assert_eq!(
+        doc["sha256"],
+        "b2d857e5811d72d9905357633b6c240e7baa4a177106022f31e2bb94b311f021"
+    );
+    rr.stop_cleanly();
+}

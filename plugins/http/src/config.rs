@@ -304,6 +304,9 @@ pub struct Settings {
     pub trusted_subnets: Vec<Subnet>,
     /// TLS, when `ssl` has a cert or key.
     pub tls: Option<SslConfig>,
+    /// uid and gid of `server.user`: upload temp files are handed to the
+    /// user the workers run as, or PHP could not read them.
+    pub upload_owner: Option<(u32, u32)>,
 }
 
 /// Normalises a Go-style listen address (`:8080` = every interface).
@@ -444,6 +447,7 @@ impl HttpConfig {
             uploads_dir,
             trusted_subnets,
             tls,
+            upload_owner: None,
             raw: self,
         })
     }

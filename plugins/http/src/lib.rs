@@ -96,7 +96,23 @@ impl Plugin for HttpPlugin {
             return Ok(Status::Disabled);
         }
         let config: HttpConfig = ctx.section()?;
-        let settings = config.validate()?;
+        let mut settings = config.validate()?;
+        // The server plugin validates `server.user`; only its ids matter here.
+        if let Some(user) = ctx
+            .config()
+            .get("server.user")
+            .and_then(|v| v.as_str())
+            .filter(|u| !u.is_empty())
+        {
+            match nix::unistd::User::from_name(user) {
+                Ok(Some(user)) => {
+                    settings.upload_owner = Some((user.uid.as_raw(), user.gid.as_raw()));
+                }
+                _ => {
+                    tracing::warn!(target: "http", user, "cannot resolve server.user; uploads stay owned by rr");
+                }
+            }
+        }
         for name in &settings.raw.middleware {
             if middleware::Middleware::from_name(name).is_none() {
                 tracing::warn!(target: "http", middleware = %name, "requested middleware does not exist or is not implemented by rr");

@@ -438,6 +438,11 @@ async fn multipart(
             {
                 Ok(named) => {
                     let (file, path) = named.into_parts();
+                    if let Some((uid, gid)) = settings.upload_owner {
+                        if let Err(e) = std::os::unix::fs::fchown(&file, Some(uid), Some(gid)) {
+                            tracing::warn!(target: "http", error = %e, file = %path.display(), "cannot hand the upload to server.user");
+                        }
+                    }
                     upload.tmp_name = path.to_string_lossy().into_owned();
                     files.0.push(path);
                     target = Some(tokio::fs::File::from_std(file));
