@@ -354,6 +354,28 @@ http:
     );
     assert_eq!(r.status, 413);
     assert!(r.text().contains("request body too large"), "{}", r.text());
+    // Without Content-Length (chunked) the limit stops the read: raw and multipart.
+    for form in [false, true] {
+        let data = format!("@{}", big.display());
+        let field = format!("f={data}");
+        let mut args = vec![
+            url("/big"),
+            "-H".into(),
+            "Transfer-Encoding: chunked".into(),
+        ];
+        if form {
+            args.extend(["-F".into(), field]);
+        } else {
+            args.extend([
+                "-H".into(),
+                "Content-Type: application/octet-stream".into(),
+                "--data-binary".into(),
+                data,
+            ]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_eq!(curl(d, &args).status, 413, "chunked, form={form}");
+    }
     // Just under the limit passes.
     std::fs::write(&big, vec![b'x'; 1024 * 1024 - 10]).expect("write");
     let r = curl(
