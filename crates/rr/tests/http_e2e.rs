@@ -940,3 +940,38 @@ http:
     );
     rr.stop_cleanly();
 }
+
+/// `pool.debug: true` (a fresh worker per request) puts the error text into
+/// the `internal_error_code` body, which is empty otherwise.
+#[test]
+fn debug_pool_shows_the_error_text() {
+    require_php!();
+    require_curl!();
+    let dir = support::temp_dir();
+    let d = dir.path();
+    let port = free_tcp_port();
+    let yaml = format!(
+        r#"version: "3"
+server:
+  command: {command}
+http:
+  address: 127.0.0.1:{port}
+  pool:
+    debug: true
+    allocate_timeout: 10s
+    destroy_timeout: 5s
+"#,
+        command = php_command("http_echo.php"),
+    );
+    let mut rr = RrProcess::start(d, &yaml);
+    started(&mut rr);
+    let r = curl(
+        d,
+        &[&format!("http://127.0.0.1:{port}/?error=visible+in+debug")],
+    );
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("visible in debug"), "{}", r.text());
+    let r = curl(d, &[&format!("http://127.0.0.1:{port}/ok")]);
+    assert_eq!(r.status, 200);
+    rr.stop_cleanly();
+}
