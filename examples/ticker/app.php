@@ -31,6 +31,7 @@ $finalizer->addFinalizer(static fn () => gc_collect_cycles());
 
 $kernel = new App\Kernel([
     new App\TickerDispatcher($finalizer, __DIR__ . '/ticks.log'),
+    new App\HttpDispatcher($finalizer, __DIR__ . '/ticks.log'),
 ]);
 
 exit($kernel->serve());

@@ -68,6 +68,12 @@ pub const BUILTINS: &[(&str, &str, &str, &str)] = &[
         "rr_ticker::TickerPlugin::default()",
     ),
     ("kv", "rr-kv", "plugins/kv", "rr_kv::KvPlugin::default()"),
+    (
+        "http",
+        "rr-http",
+        "plugins/http",
+        "rr_http::HttpPlugin::default()",
+    ),
 ];
 
 /// Name of the generated package and of its binary in the target directory
@@ -712,9 +718,9 @@ mod tests {
 
     #[test]
     fn an_unknown_name_lists_the_built_ins() {
-        let err = resolve("[plugins]\nhttp = {}\n").expect_err("unknown");
+        let err = resolve("[plugins]\ngrpc = {}\n").expect_err("unknown");
         let text = err.to_string();
-        assert!(text.contains("unknown plugin `http`"), "{text}");
+        assert!(text.contains("unknown plugin `grpc`"), "{text}");
         assert!(
             text.contains("logs, rpc, metrics, status, server, ticker"),
             "{text}"

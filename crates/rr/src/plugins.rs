@@ -14,6 +14,7 @@ pub fn all() -> Vec<Box<dyn Plugin>> {
         Box::new(rr_server::ServerPlugin::default()),
         Box::new(rr_ticker::TickerPlugin::default()),
         Box::new(rr_kv::KvPlugin::default()),
+        Box::new(rr_http::HttpPlugin::default()),
     ]
 }
 

@@ -94,10 +94,10 @@ fn an_unknown_built_in_is_named_with_the_known_ones() {
     let dir = support::temp_dir();
     let error = build_error(&rr_build(
         dir.path(),
-        "[plugins]\nlogs = {}\nhttp = {}\n",
+        "[plugins]\nlogs = {}\ngrpc = {}\n",
         QUICK,
     ));
-    assert!(error.contains("unknown plugin `http`"), "{error}");
+    assert!(error.contains("unknown plugin `grpc`"), "{error}");
     assert!(
         error.contains("logs, rpc, metrics, status, server, ticker"),
         "{error}"

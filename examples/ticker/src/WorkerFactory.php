@@ -13,6 +13,7 @@ final class WorkerFactory
 {
     private const OFFICIAL_WORKER = 'Spiral\RoadRunner\Worker';
     private const OFFICIAL_PAYLOAD = 'Spiral\RoadRunner\Payload';
+    private const OFFICIAL_HTTP_WORKER = 'Spiral\RoadRunner\Http\HttpWorker';
 
     /** Create the worker on the relay given by RR_RELAY. */
     public static function create(): object
@@ -20,6 +21,28 @@ final class WorkerFactory
         $class = self::official() ? self::OFFICIAL_WORKER : \Rr\Worker::class;
 
         return $class::create();
+    }
+
+    /**
+     * Create an HTTP worker: Spiral\RoadRunner\Http\HttpWorker (spiral/roadrunner-http) or
+     * Rr\Http\HttpWorker. Both have waitRequest() (a request with public method, uri, query,
+     * headers, body, parsed ... properties) and respond(int $status, string $body, array $headers).
+     */
+    public static function http(): object
+    {
+        if (class_exists(self::OFFICIAL_HTTP_WORKER)) {
+            $class = self::OFFICIAL_HTTP_WORKER;
+
+            return new $class(self::create());
+        }
+
+        return new \Rr\Http\HttpWorker(\Rr\Worker::create());
+    }
+
+    /** Which HTTP library is in use, for log lines. */
+    public static function httpLibrary(): string
+    {
+        return class_exists(self::OFFICIAL_HTTP_WORKER) ? 'spiral/roadrunner-http' : 'rr/worker';
     }
 
     /** Create a reply payload. */

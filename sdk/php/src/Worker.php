@@ -8,6 +8,7 @@ use Rr\Goridge\Frame;
 use Rr\Goridge\Relay;
 use Rr\Goridge\RelayException;
 use Rr\Goridge\RelayInterface;
+use Rr\Goridge\StreamRelay;
 
 /**
  * A worker process talking to the server over a goridge relay.
@@ -107,6 +108,32 @@ final class Worker
             $codec ?? 0,
             $payload->eos ? 0 : Frame::STREAM,
         ));
+    }
+
+    /**
+     * While streaming a response: check, without blocking, whether the server sent a stream
+     * STOP (the client went away). PONG frames are consumed. Relays that cannot be polled
+     * (not a {@see StreamRelay}) always report false.
+     *
+     * After a STOP the worker must end the stream with one frame without the STREAM bit
+     * (e.g. `respond(new Payload(''))`); the server drains frames until it sees it.
+     *
+     * @throws RelayException
+     */
+    public function receivedStreamStop(): bool
+    {
+        while ($this->relay instanceof StreamRelay && $this->relay->hasFrame()) {
+            $frame = $this->relay->waitFrame();
+            if (($frame->stream & Frame::STOP) !== 0) {
+                return true;
+            }
+            if (($frame->stream & Frame::PONG) !== 0) {
+                continue;
+            }
+            throw new RelayException(sprintf('rr: unexpected frame while streaming a response (flags 0x%02x, stream byte 0x%02x)', $frame->flags, $frame->stream));
+        }
+
+        return false;
     }
 
     /**

@@ -51,6 +51,29 @@ class StreamRelay implements RelayInterface
     }
 
     /**
+     * Whether a frame (or its first bytes) can be read now without blocking. Used to notice
+     * a stream STOP from the server while the worker is sending a streamed response.
+     */
+    public function hasFrame(): bool
+    {
+        $meta = stream_get_meta_data($this->in);
+        if (($meta['unread_bytes'] ?? 0) > 0) {
+            return true;
+        }
+        if (in_array($meta['stream_type'] ?? '', ['MEMORY', 'TEMP'], true)) {
+            $stat = fstat($this->in);
+            $pos = ftell($this->in);
+
+            return $stat !== false && $pos !== false && $pos < $stat['size'];
+        }
+        $read = [$this->in];
+        $write = $except = null;
+        $ready = @stream_select($read, $write, $except, 0, 0);
+
+        return $ready !== false && $ready > 0;
+    }
+
+    /**
      * Read exactly $length bytes, looping over short reads; EOF before that is an error.
      */
     protected function readExactly(int $length, string $what): string

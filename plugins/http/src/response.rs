@@ -1,0 +1,298 @@
+//! A worker's reply → the HTTP response (RoadRunner `handler/response.go`).
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use rr_pool::{ExecError, Payload};
+use serde::Deserialize;
+
+use crate::proto;
+
+/// A response body: bytes in memory or a streamed file.
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// The response type every layer of the server produces.
+pub type HttpResponse = Response<Body>;
+
+/// A body of bytes in memory (with an exact size).
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// The first `len` bytes of `file` from its current position, streamed in
+/// 64 KiB chunks.
+pub fn file_body(file: tokio::fs::File, len: u64) -> Body {
+    use tokio::io::AsyncReadExt;
+    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
+    StreamBody::new(stream.map_ok(Frame::data)).boxed_unsync()
+}
+
+/// Goridge codec flag for JSON payloads.
+pub const CODEC_JSON: u8 = 0x08;
+
+/// A plain response with a status and a body.
+pub fn plain(status: u16, body: impl Into<Bytes>) -> HttpResponse {
+    let mut response = Response::new(full(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    response
+}
+
+/// Go's `http.Error`: text/plain, the message and a newline.
+pub fn text_error(status: u16, message: &str) -> HttpResponse {
+    let mut response = plain(status, format!("{message}\n"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The answer to a failed exec: `internal_error_code` with an empty body,
+/// or the error text when the pool runs in debug mode.
+pub fn exec_error(error: &ExecError, code: u16, debug: bool) -> HttpResponse {
+    if debug {
+        plain(code, format!("{error}\n"))
+    } else {
+        plain(code, Bytes::new())
+    }
+}
+
+/// The legacy (RR <= 2023.3) JSON reply context.
+#[derive(Deserialize)]
+struct JsonReply {
+    #[serde(default)]
+    status: i64,
+    #[serde(default)]
+    headers: Option<std::collections::BTreeMap<String, Vec<String>>>,
+}
+
+fn decode_context(reply: &Payload) -> Result<proto::Response, String> {
+    let json_codec =
+        reply.codec & CODEC_JSON != 0 && reply.codec & crate::request::CODEC_PROTO == 0;
+    let from_json = |context: &[u8]| {
+        serde_json::from_slice::<JsonReply>(context)
+            .map(|j| proto::Response {
+                status: j.status,
+                headers: j
+                    .headers
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_iter().map(String::into_bytes).collect()))
+                    .collect(),
+            })
+            .map_err(|e| format!("invalid JSON response context: {e}"))
+    };
+    if json_codec {
+        return from_json(&reply.context);
+    }
+    match proto::Response::decode(&reply.context) {
+        Ok(response) => Ok(response),
+        // A legacy PHP package that does not set the JSON codec bit.
+        Err(_) if reply.context.first() == Some(&b'{') => from_json(&reply.context),
+        Err(e) => Err(format!("invalid protobuf response context: {e}")),
+    }
+}
+
+/// Builds the response for a worker's reply; `head` for a HEAD request.
+///
+/// The worker's `Content-Length` is kept only when it matches the body (or,
+/// for HEAD, when the body is empty): hyper trusts the header over the body,
+/// so a wrong one would desynchronise a keep-alive connection.
+/// `Transfer-Encoding` is dropped: the body's framing is the server's job.
+pub fn from_reply(reply: Payload, head: bool) -> HttpResponse {
+    if reply.context.is_empty() {
+        return plain(200, reply.body);
+    }
+    let decoded = match decode_context(&reply) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            tracing::error!(target: "http", error = %e, "worker reply cannot be decoded");
+            return plain(500, Bytes::new());
+        }
+    };
+    if !(100..=599).contains(&decoded.status) {
+        return text_error(
+            500,
+            &format!("unknown status code from worker: {}", decoded.status),
+        );
+    }
+    let status = decoded.status as u16;
+    if status == 101 {
+        tracing::error!(target: "http", "101 Switching Protocols is not supported, the frame was ignored");
+        return plain(200, Bytes::new());
+    }
+    if status < 200 {
+        // hyper cannot send informational responses from a handler; the
+        // hint is dropped and, as in RoadRunner v6, its headers do not leak
+        // into the final response.
+        tracing::debug!(target: "http", status, "informational response from the worker dropped");
+        return plain(200, Bytes::new());
+    }
+    let body_len = reply.body.len();
+    let mut response = plain(status, reply.body);
+    let headers = response.headers_mut();
+    for (name, values) in decoded.headers {
+        // Trailers and HTTP/2 push are not supported: `Trailer` is dropped
+        // and the headers it names are sent as ordinary headers.
+        if name == "Trailer"
+            || name == "Http2-Push"
+            || name.eq_ignore_ascii_case("transfer-encoding")
+        {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            let declared = values
+                .last()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            match declared {
+                Some(len) if len == body_len || (head && body_len == 0) => {
+                    headers.insert(hyper::header::CONTENT_LENGTH, len.into());
+                }
+                _ => {
+                    tracing::debug!(target: "http", "worker Content-Length does not match the body, dropped");
+                }
+            }
+            continue;
+        }
+        let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            tracing::warn!(target: "http", header = %name, "invalid header name from the worker dropped");
+            continue;
+        };
+        for value in values {
+            match HeaderValue::from_bytes(&value) {
+                Ok(value) => {
+                    headers.append(header.clone(), value);
+                }
+                Err(_) => {
+                    tracing::warn!(target: "http", header = %name, "invalid header value from the worker dropped");
+                }
+            }
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(context: Vec<u8>, body: &str, codec: u8) -> Payload {
+        Payload {
+            context: context.into(),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            codec,
+        }
+    }
+
+    async fn body(response: HttpResponse) -> Bytes {
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("full body")
+            .to_bytes()
+    }
+
+    #[tokio::test]
+    async fn proto_reply_with_multi_value_headers() {
+        let context = proto::Response {
+            status: 201,
+            headers: vec![("Set-Cookie".into(), vec![b"a=1".to_vec(), b"b=2".to_vec()])],
+        }
+        .encode();
+        let response = from_reply(reply(context, "made", 0x80), false);
+        assert_eq!(response.status(), 201);
+        let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(body(response).await, "made");
+    }
+
+    #[tokio::test]
+    async fn legacy_json_reply_is_accepted() {
+        let context = br#"{"status":404,"headers":{"X-A":["1"]}}"#.to_vec();
+        for codec in [CODEC_JSON, 0] {
+            let response = from_reply(reply(context.clone(), "nf", codec), false);
+            assert_eq!(response.status(), 404);
+            assert_eq!(response.headers()["x-a"], "1");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_status_and_empty_context() {
+        let context = proto::Response {
+            status: 700,
+            headers: vec![],
+        }
+        .encode();
+        let response = from_reply(reply(context, "", 0x80), false);
+        assert_eq!(response.status(), 500);
+        assert_eq!(
+            body(response).await,
+            "unknown status code from worker: 700\n"
+        );
+        let response = from_reply(reply(Vec::new(), "plain", 0), false);
+        assert_eq!(response.status(), 200);
+        assert_eq!(body(response).await, "plain");
+    }
+
+    #[tokio::test]
+    async fn content_length_must_match_the_body() {
+        let context = |len: &str| {
+            proto::Response {
+                status: 200,
+                headers: vec![
+                    ("Content-Length".into(), vec![len.as_bytes().to_vec()]),
+                    ("Transfer-Encoding".into(), vec![b"chunked".to_vec()]),
+                ],
+            }
+            .encode()
+        };
+        let wrong = from_reply(reply(context("5"), "hello world", 0x80), false);
+        assert!(wrong.headers().get("content-length").is_none());
+        assert!(wrong.headers().get("transfer-encoding").is_none());
+        let right = from_reply(reply(context("11"), "hello world", 0x80), false);
+        assert_eq!(right.headers()["content-length"], "11");
+        let head = from_reply(reply(context("42"), "", 0x80), true);
+        assert_eq!(head.headers()["content-length"], "42");
+        let head_with_body = from_reply(reply(context("42"), "abc", 0x80), true);
+        assert!(head_with_body.headers().get("content-length").is_none());
+    }
+
+    #[tokio::test]
+    async fn informational_replies_do_not_leak_headers() {
+        let context = proto::Response {
+            status: 103,
+            headers: vec![("Link".into(), vec![b"</a.css>".to_vec()])],
+        }
+        .encode();
+        let response = from_reply(reply(context, "ignored", 0x80), false);
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().get("link").is_none());
+        assert_eq!(body(response).await, "");
+    }
+
+    #[tokio::test]
+    async fn exec_errors_hide_their_text_unless_debug() {
+        let error = ExecError::Worker {
+            pid: 1,
+            message: "boom".into(),
+        };
+        let quiet = exec_error(&error, 500, false);
+        assert_eq!(quiet.status(), 500);
+        assert_eq!(body(quiet).await, "");
+        let loud = exec_error(&error, 503, true);
+        assert_eq!(loud.status(), 503);
+        assert!(String::from_utf8_lossy(&body(loud).await).contains("boom"));
+    }
+}

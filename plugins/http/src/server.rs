@@ -1,0 +1,390 @@
+//! The request path (middleware chain → PHP) and the listeners: plain
+//! HTTP/1.1 (+ h2c prior knowledge), HTTPS with HTTP/2 via ALPN, and the
+//! HTTP → HTTPS redirect.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, LOCATION};
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rr_pool::{ExecError, Pool};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{HeadersConfig, Settings};
+use crate::metrics::HttpMetrics;
+use crate::middleware::{self, BoxResponse, Middleware};
+use crate::request::{self, ConnInfo, RequestError, RequestInfo};
+use crate::response::{self, plain, text_error, HttpResponse};
+use crate::static_files::{self, StaticFiles};
+
+/// RoadRunner's read/write/read-header timeouts are 5 minutes.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// Bound for a TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `stop` lets in-flight requests finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a request needs: settings, the pool, the middleware chain.
+pub struct App {
+    settings: Settings,
+    pool: Pool,
+    chain: Vec<Middleware>,
+    static_files: Option<StaticFiles>,
+    headers: HeadersConfig,
+    metrics: Arc<HttpMetrics>,
+}
+
+impl App {
+    /// Builds the request path.
+    pub fn new(
+        settings: Settings,
+        pool: Pool,
+        static_files: Option<StaticFiles>,
+        metrics: Arc<HttpMetrics>,
+    ) -> App {
+        let mut chain = middleware::chain(&settings.raw.middleware);
+        // Middlewares whose section is missing (or, for proxy_ip_parser,
+        // without trusted subnets) do nothing, as in RoadRunner.
+        chain.retain(|m| match m {
+            Middleware::Static => static_files.is_some(),
+            Middleware::ProxyIp => !settings.trusted_subnets.is_empty(),
+            _ => true,
+        });
+        let headers = settings.raw.headers.clone().unwrap_or_default();
+        App {
+            settings,
+            pool,
+            chain,
+            static_files,
+            headers,
+            metrics,
+        }
+    }
+
+    /// Serves one request: metrics around the chain.
+    pub async fn serve(self: Arc<Self>, req: Request<Incoming>) -> HttpResponse {
+        let start = Instant::now();
+        let metrics = Arc::clone(&self.metrics);
+        let _in_flight = metrics.enter();
+        let response = Arc::clone(&self).layer(req, 0).await;
+        metrics.observe(response.status().as_u16(), start.elapsed().as_secs_f64());
+        response
+    }
+
+    fn layer(self: Arc<Self>, req: Request<Incoming>, index: usize) -> BoxResponse {
+        Box::pin(async move {
+            let next = {
+                let app = Arc::clone(&self);
+                move |req| app.layer(req, index + 1)
+            };
+            match self.chain.get(index) {
+                None => self.php(req).await,
+                Some(Middleware::Headers) => middleware::headers(&self.headers, req, next).await,
+                Some(Middleware::Gzip) => middleware::gzip(req, next).await,
+                Some(Middleware::Sendfile) => middleware::sendfile(req, next).await,
+                Some(Middleware::HttpMetrics) => next(req).await,
+                Some(Middleware::ProxyIp) => {
+                    middleware::proxy_ip(
+                        &self.settings.trusted_subnets,
+                        &self.settings.raw.trusted_headers,
+                        req,
+                        next,
+                    )
+                    .await
+                }
+                Some(Middleware::Static) => match &self.static_files {
+                    Some(files) => static_files::serve(files, req, next).await,
+                    None => next(req).await,
+                },
+            }
+        })
+    }
+
+    /// The innermost handler: body limit, payload, exec, response, access log.
+    async fn php(self: Arc<Self>, req: Request<Incoming>) -> HttpResponse {
+        let start = Instant::now();
+        let (payload, temp_files, info) = match request::prepare(req, &self.settings).await {
+            Ok(prepared) => prepared,
+            Err(RequestError::TooLarge) => {
+                return text_error(413, "serve_http: http: request body too large")
+            }
+            Err(RequestError::Read(e)) => {
+                tracing::error!(target: "http", error = %e, "request forming error");
+                return plain(400, Bytes::new());
+            }
+            Err(e) => {
+                tracing::error!(target: "http", error = %e, "request forming error");
+                return text_error(500, &format!("serve_http: {e}"));
+            }
+        };
+        // The exec runs in its own task, as RoadRunner runs it on a
+        // background context: a client that goes away does not cancel it,
+        // so the worker finishes and returns to the pool instead of being
+        // killed mid-request, the uploads live until it has replied, and
+        // the request is still logged.
+        let app = Arc::clone(&self);
+        let exec = tokio::spawn(async move {
+            let result = app.pool.exec(&payload).await;
+            drop(temp_files);
+            let response = match result {
+                Ok(reply) => response::from_reply(reply, info.method == "HEAD"),
+                Err(e) => {
+                    if matches!(e, ExecError::NoFreeWorkers(_) | ExecError::QueueFull) {
+                        app.metrics.no_free_worker();
+                    }
+                    tracing::error!(target: "http", error = %e, method = %info.method, uri = %info.uri, "execute");
+                    response::exec_error(
+                        &e,
+                        app.settings.raw.internal_error_code,
+                        app.settings.raw.pool.debug,
+                    )
+                }
+            };
+            app.access_log(&info, response.status().as_u16(), start);
+            response
+        });
+        match exec.await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::error!(target: "http", error = %e, "exec task failed");
+                plain(self.settings.raw.internal_error_code, Bytes::new())
+            }
+        }
+    }
+
+    fn access_log(&self, info: &RequestInfo, status: u16, start: Instant) {
+        let elapsed = format!("{:?}", start.elapsed());
+        if self.settings.raw.access_logs {
+            tracing::info!(
+                target: "http",
+                status,
+                method = %info.method,
+                URI = %info.uri,
+                remote_address = %info.remote_addr,
+                query = %info.raw_query,
+                content_len = info.content_length,
+                host = %info.host,
+                user_agent = %info.user_agent,
+                referer = %info.referer,
+                elapsed = %elapsed,
+                "http access log"
+            );
+        } else {
+            tracing::debug!(
+                target: "http",
+                status,
+                method = %info.method,
+                URI = %info.uri,
+                remote_address = %info.remote_addr,
+                elapsed = %elapsed,
+                "http log"
+            );
+        }
+    }
+}
+
+/// What a listener speaks.
+#[derive(Clone)]
+pub enum Listener {
+    /// Plain HTTP/1.1; with `h2c`, HTTP/2 prior knowledge too.
+    Plain {
+        /// Accept cleartext HTTP/2.
+        h2c: bool,
+    },
+    /// HTTPS; HTTP/2 when ALPN picks it.
+    Tls(TlsAcceptor),
+    /// Plain HTTP answering every request with a 308 to HTTPS.
+    Redirect {
+        /// The HTTPS port (left out of the URL when 443).
+        https_port: u16,
+    },
+}
+
+/// Serves `listener` until `stop` turns true, then drains connections.
+pub fn spawn(
+    listener: TcpListener,
+    kind: Listener,
+    app: Arc<App>,
+    max_streams: u32,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let graceful = GracefulShutdown::new();
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off instead of spinning.
+                        tracing::warn!(target: "http", error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stop.changed() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let watcher = graceful.watcher();
+            let app = Arc::clone(&app);
+            let kind = kind.clone();
+            tokio::spawn(async move {
+                match kind {
+                    Listener::Plain { h2c } => {
+                        let conn = ConnInfo { peer, tls: false };
+                        let builder =
+                            builder(if h2c { Proto::Auto } else { Proto::H1 }, max_streams);
+                        let served =
+                            builder.serve_connection(TokioIo::new(stream), service(app, conn));
+                        let _ = watcher.watch(served).await;
+                    }
+                    Listener::Tls(acceptor) => {
+                        let tls = match tokio::time::timeout(
+                            TLS_HANDSHAKE_TIMEOUT,
+                            acceptor.accept(stream),
+                        )
+                        .await
+                        {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                tracing::debug!(target: "http", error = %e, %peer, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                        let proto = match tls.get_ref().1.alpn_protocol() {
+                            Some(b"h2") => Proto::H2,
+                            Some(b"http/1.1") => Proto::H1,
+                            _ => Proto::Auto,
+                        };
+                        let conn = ConnInfo { peer, tls: true };
+                        let builder = builder(proto, max_streams);
+                        let served =
+                            builder.serve_connection(TokioIo::new(tls), service(app, conn));
+                        let _ = watcher.watch(served).await;
+                    }
+                    Listener::Redirect { https_port } => {
+                        let builder = builder(Proto::H1, max_streams);
+                        let redirect = hyper::service::service_fn(move |req: Request<Incoming>| {
+                            std::future::ready(Ok::<_, Infallible>(redirect(&req, https_port)))
+                        });
+                        let served = builder.serve_connection(TokioIo::new(stream), redirect);
+                        let _ = watcher.watch(served).await;
+                    }
+                }
+            });
+        }
+        drop(listener);
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+    })
+}
+
+#[derive(Clone, Copy)]
+enum Proto {
+    H1,
+    H2,
+    Auto,
+}
+
+fn builder(proto: Proto, max_streams: u32) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(max_streams);
+    match proto {
+        Proto::H1 => builder.http1_only(),
+        Proto::H2 => builder.http2_only(),
+        Proto::Auto => builder,
+    }
+}
+
+fn service(
+    app: Arc<App>,
+    conn: ConnInfo,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = HttpResponse,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<HttpResponse, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        let app = Arc::clone(&app);
+        req.extensions_mut().insert(conn);
+        async move { Ok::<_, Infallible>(app.serve(req).await) }
+    })
+}
+
+/// 308 to the same host and path over HTTPS, with HSTS.
+pub fn redirect<B>(req: &Request<B>, https_port: u16) -> HttpResponse {
+    let host = request::host(req);
+    let host = match host.rsplit_once(':') {
+        // Keep IPv6 literals intact: only strip a port after `]` or from a name.
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) && !name.ends_with(':') => {
+            name.to_owned()
+        }
+        _ => host,
+    };
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let mut response = plain(308, Bytes::new());
+    if let Ok(location) = HeaderValue::from_str(&format!("https://{host}{port}{path}")) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    response.headers_mut().insert(
+        "strict-transport-security",
+        HeaderValue::from_static("max-age=31536000; includeSubDomains; preload"),
+    );
+    response
+}
+
+/// Binds a listen address; errors name `key`.
+pub async fn bind(address: &str, key: &str) -> Result<(TcpListener, SocketAddr), String> {
+    let address = crate::config::listen_address(address);
+    let listener = TcpListener::bind(&address)
+        .await
+        .map_err(|e| format!("cannot listen on `{key}` = {address}: {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on `{key}` = {address}: {e}"))?;
+    Ok((listener, local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_keeps_host_path_and_sets_hsts() {
+        let req = Request::get("/a?b=1")
+            .header("host", "example.com:8080")
+            .body(())
+            .expect("request");
+        let r = redirect(&req, 8443);
+        assert_eq!(r.status(), 308);
+        assert_eq!(r.headers()[LOCATION], "https://example.com:8443/a?b=1");
+        assert!(r.headers()["strict-transport-security"]
+            .to_str()
+            .expect("ascii")
+            .contains("max-age=31536000"));
+        let r = redirect(&req, 443);
+        assert_eq!(r.headers()[LOCATION], "https://example.com/a?b=1");
+    }
+}
