@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what rr's demo and tests need and a fresh machine may lack:
 # php-cli, redis-server (the schedules' cluster tests start their own on a
-# free loopback port), memcached (the kv tests start their own the same way), and the font libraries the benchmark plots need
+# free loopback port), memcached (the kv tests start their own the same way),
+# chromium (the http plugin's browser test), and the font libraries the benchmark plots need
 # (Debian packages).
 # Safe to run again; does nothing when all is there.
 set -euo pipefail
 
 need_php() { ! command -v php >/dev/null 2>&1; }
 need_redis() { ! command -v redis-server >/dev/null 2>&1; }
+# The http plugin's browser test drives headless Chromium.
+need_chromium() { [ ! -x /usr/bin/chromium ]; }
 need_memcached() { ! command -v memcached >/dev/null 2>&1; }
 
 # The benchmark crate (built by clippy and tests too) draws its plots with
@@ -19,6 +22,7 @@ need_fonts() {
 missing=()
 need_php && missing+=(php-cli)
 need_redis && missing+=(redis-server)
+need_chromium && missing+=(chromium)
 need_memcached && missing+=(memcached)
 need_fonts && missing+=(pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
