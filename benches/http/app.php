@@ -2,7 +2,7 @@
 
 /**
  * The HTTP benchmark's app, identical for every server: `/hello` answers
- * "Hello, world!" as text/plain, `/json` a 4 KiB JSON document.
+ * "Hello, world!" as text/plain, `/json` a 4 KiB JSON document (65 items, 4,066 bytes).
  *
  * Under php-fpm (any SAPI but cli) it answers the one request and returns;
  * under rr (or RoadRunner, whose http.v1 protocol is the same) it is a
@@ -11,20 +11,21 @@
 
 declare(strict_types=1);
 
-/** @return array{0: string, 1: string} content type and body */
+/**
+ * The response for a path. The JSON document is encoded on every request, on
+ * every server, so both sides pay the same PHP work per request.
+ *
+ * @return array{0: string, 1: string} content type and body
+ */
 function bench_response(string $path): array
 {
-    static $json = null;
     if ($path === '/json') {
-        if ($json === null) {
-            $items = [];
-            for ($i = 0; strlen((string) json_encode($items)) < 4000; $i++) {
-                $items[] = ['id' => $i, 'name' => "item $i", 'tags' => ['bench', 'php'], 'price' => $i * 1.25];
-            }
-            $json = (string) json_encode($items);
+        $items = [];
+        for ($i = 0; $i < 65; $i++) {
+            $items[] = ['id' => $i, 'name' => "item $i", 'tags' => ['bench', 'php'], 'price' => $i * 1.25];
         }
 
-        return ['application/json', $json];
+        return ['application/json', (string) json_encode($items)];
     }
 
     return ['text/plain', 'Hello, world!'];

@@ -124,7 +124,7 @@ fn start_fpm(dir: &Path, app: &Path, port: u16, workers: usize) -> Result<Runnin
     std::fs::write(
         &fpm_conf,
         format!(
-            "[global]\nerror_log = {log}\ndaemonize = no\n\n[www]\nuser = root\ngroup = root\nlisten = {socket}\nlisten.mode = 0666\npm = static\npm.max_children = {workers}\npm.max_requests = 0\n",
+            "[global]\nerror_log = {log}\ndaemonize = no\n\n[www]\nuser = root\ngroup = root\nlisten = {socket}\nlisten.mode = 0666\npm = static\npm.max_children = {workers}\npm.max_requests = 0\nlisten.backlog = 4096\n",
             log = dir.join("fpm.log").display(),
             socket = socket.display(),
         ),
@@ -143,10 +143,9 @@ fn start_fpm(dir: &Path, app: &Path, port: u16, workers: usize) -> Result<Runnin
             "worker_processes auto;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log;\n\
              events {{ worker_connections 1024; }}\n\
              http {{\n  access_log off;\n\
-               upstream fpm {{ server unix:{socket}; keepalive 32; }}\n\
                server {{\n    listen 127.0.0.1:{port};\n\
                  location / {{\n      include /etc/nginx/fastcgi_params;\n\
-                   fastcgi_param SCRIPT_FILENAME {app};\n      fastcgi_keep_conn on;\n      fastcgi_pass fpm;\n    }}\n  }}\n}}\n",
+                   fastcgi_param SCRIPT_FILENAME {app};\n      fastcgi_pass unix:{socket};\n    }}\n  }}\n}}\n",
             dir = dir.display(),
             socket = socket.display(),
             app = app.display(),

@@ -327,7 +327,7 @@ fn render_http(md: &mut String, cells: &[crate::model::HttpCell]) {
     md.push_str(
         "\nThe same app (`benches/http/app.php`: `/hello` is \"Hello, world!\", `/json` a 4 KiB JSON \
          document) with the same number of PHP workers (rr's `http.pool.num_workers`, php-fpm's \
-         `pm = static` children behind nginx over a unix socket with keep-alive), loaded by `wrk \
+         `pm = static` children behind nginx over a unix socket, the stock setup: one FastCGI connection per request, since a kept-alive one would pin a child), loaded by `wrk \
          -t2 -c32 --latency` after a 2 s warm-up, one server at a time on the same machine (wrk \
          shares its cores). php-fpm runs with Debian's default OPcache; rr's workers are \
          long-lived PHP processes.\n\n",

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rr_pool::{ExecError, Pool};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -210,6 +210,41 @@ pub enum Listener {
     },
 }
 
+/// An accepted connection on its way to another runtime: a tokio stream is
+/// bound to the reactor that accepted it, so it travels as a std one.
+enum Moving {
+    /// Still on the accepting runtime (no lanes installed).
+    Here(TcpStream),
+    /// Detached, to be registered on the lane's reactor.
+    Detached(std::net::TcpStream),
+}
+
+impl Moving {
+    fn into_tokio(self) -> std::io::Result<TcpStream> {
+        match self {
+            Moving::Here(stream) => Ok(stream),
+            Moving::Detached(stream) => TcpStream::from_std(stream),
+        }
+    }
+}
+
+/// The runtime of the next lane in turn, and `stream` ready to move there.
+fn on_next_lane(
+    next: &mut usize,
+    stream: TcpStream,
+) -> std::io::Result<(tokio::runtime::Handle, Moving)> {
+    let Some(lanes) = rr_pool::Lanes::get() else {
+        return Ok((tokio::runtime::Handle::current(), Moving::Here(stream)));
+    };
+    let lane = *next % lanes.count().max(1);
+    *next = next.wrapping_add(1);
+    if rr_pool::current_lane() == Some(lane) {
+        return Ok((tokio::runtime::Handle::current(), Moving::Here(stream)));
+    }
+    // tokio's into_std leaves the socket non-blocking, as from_std wants.
+    Ok((lanes.handle(lane), Moving::Detached(stream.into_std()?)))
+}
+
 /// Serves `listener` until `stop` turns true, then drains connections.
 pub fn spawn(
     listener: TcpListener,
@@ -220,6 +255,7 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
+        let mut next_lane = 0usize;
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -237,7 +273,24 @@ pub fn spawn(
             let watcher = graceful.watcher();
             let app = Arc::clone(&app);
             let kind = kind.clone();
-            tokio::spawn(async move {
+            // Connections go round the lanes, so a request's round trip to
+            // PHP runs on the lane of a worker it can take without a
+            // hand-off between threads (see rr_pool::lanes).
+            let (runtime, stream) = match on_next_lane(&mut next_lane, stream) {
+                Ok(moved) => moved,
+                Err(e) => {
+                    tracing::warn!(target: "http", error = %e, %peer, "connection dropped: cannot move it to a lane");
+                    continue;
+                }
+            };
+            runtime.spawn(async move {
+                let stream = match stream.into_tokio() {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::warn!(target: "http", error = %e, %peer, "connection dropped: cannot register it on its lane");
+                        return;
+                    }
+                };
                 match kind {
                     Listener::Plain { h2c } => {
                         let conn = ConnInfo { peer, tls: false };
