@@ -13,6 +13,7 @@ pub fn all() -> Vec<Box<dyn Plugin>> {
         Box::new(rr_status::StatusPlugin::default()),
         Box::new(rr_server::ServerPlugin::default()),
         Box::new(rr_ticker::TickerPlugin::default()),
+        Box::new(rr_jobs::JobsPlugin::default()),
     ]
 }
 
