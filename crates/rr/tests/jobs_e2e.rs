@@ -1,0 +1,339 @@
+//! End-to-end: the `jobs` plugin with the `memory` driver and real PHP
+//! workers (`tests/php/jobs_worker.php` on the SDK's `Rr\Jobs\Consumer`),
+//! jobs pushed from PHP (`tests/php/jobs_client.php` on `Rr\Jobs\Jobs`),
+//! from a worker, and from Rust over protobuf RPC; replies ack, nack,
+//! requeue with delay and headers, invalid JSON, crashes; priority order,
+//! pause/resume (also through `rr jobs`), declare/destroy.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::jobs::{job_with_id, jobs, jobs_log, php_client, rust_push, yaml};
+use support::{free_tcp_port, ok, run_rr, RrProcess, EVENTUALLY, START};
+
+const COMMAND: Duration = Duration::from_secs(30);
+
+fn start(workers: u32, consume: &str, pipelines: &str) -> (RrProcess, u16, tempfile::TempDir) {
+    let dir = support::temp_dir();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    let port = free_tcp_port();
+    let mut rr = RrProcess::start(dir.path(), &yaml(port, &state, workers, consume, pipelines));
+    ok(rr.wait_for(|l| l.is("jobs", "jobs started"), START));
+    (rr, port, dir)
+}
+
+/// Push from Rust and PHP, then every reply kind: ack, empty, nack,
+/// nack with redelivery after a delay, requeue with delay and headers,
+/// invalid JSON, worker error and crash; a worker pushes a job itself.
+#[test]
+fn jobs_are_delivered_with_their_context_and_every_reply_is_honoured() {
+    require_php!();
+    let (mut rr, port, _dir) = start(
+        2,
+        "main",
+        "    main:\n      driver: memory\n      config:\n        priority: 10\n        prefetch: 100\n",
+    );
+
+    // From Rust over protobuf: the context as RoadRunner's memory driver sends it.
+    rust_push(
+        port,
+        "main",
+        "r1",
+        "ack",
+        "hello world",
+        &[("x-trace", "t1")],
+    )
+    .expect("push");
+    let job = ok(rr.wait_for(job_with_id("r1"), EVENTUALLY))
+        .event()
+        .expect("event");
+    assert_eq!(job.get("name"), "ack");
+    assert_eq!(job.get("pipeline"), "main");
+    assert_eq!(job.get("driver"), "memory");
+    assert_eq!(job.get("queue"), "-", "memory sends no queue");
+    assert_eq!(job.get("payload"), "hello_world");
+    assert_eq!(job.get("headers"), r#"{"x-trace":["t1"]}"#);
+    ok(rr.wait_for(jobs_log("job was processed successfully", "r1"), EVENTUALLY));
+
+    // From PHP: the client makes a UUID.
+    let id = php_client(port, &["push", "main", "ack", "from-php"]).expect("php push");
+    let id = id.as_str().expect("id").to_owned();
+    assert_eq!(id.len(), 36, "uuid: {id}");
+    ok(rr.wait_for(jobs_log("job was processed successfully", &id), EVENTUALLY));
+
+    // An empty reply is an ack.
+    rust_push(port, "main", "e1", "empty", "", &[]).expect("push");
+    ok(rr.wait_for(jobs_log("job was processed successfully", "e1"), EVENTUALLY));
+
+    // Nack without redelivery: dropped.
+    rust_push(port, "main", "n1", "nack", "x", &[]).expect("push");
+    let nacked = ok(rr.wait_for(jobs_log("job was nacked", "n1"), EVENTUALLY));
+    assert_eq!(nacked.field_str("reason").as_deref(), Some("nope"));
+
+    // Nack with redelivery after 1 s.
+    rust_push(port, "main", "d1", "redeliver", "1", &[]).expect("push");
+    let first = ok(rr.wait_for(job_with_id("d1"), EVENTUALLY));
+    let lines = ok(rr.wait_for_lines_from(0, job_with_id("d1"), 2, EVENTUALLY));
+    let gap = lines[1].at - first.at;
+    rr.check(
+        gap >= Duration::from_millis(900),
+        format!("redelivered after {gap:?}, expected >= 1s"),
+    );
+    ok(rr.wait_for(jobs_log("job was processed successfully", "d1"), EVENTUALLY));
+
+    // Requeue after 1 s with a header added to the job's.
+    rust_push(port, "main", "q1", "requeue", "1", &[("keep", "me")]).expect("push");
+    let lines = ok(rr.wait_for_lines_from(0, job_with_id("q1"), 2, EVENTUALLY));
+    let (a, b) = (lines[0].event().expect("e"), lines[1].event().expect("e"));
+    assert_eq!(a.get("attempt"), "1");
+    assert_eq!(b.get("attempt"), "2");
+    assert_eq!(b.get("headers"), r#"{"attempt":["2"],"keep":["me"]}"#);
+    let gap = lines[1].at - lines[0].at;
+    rr.check(
+        gap >= Duration::from_millis(900),
+        format!("requeued after {gap:?}, expected >= 1s"),
+    );
+    ok(rr.wait_for(jobs_log("job was requeued", "q1"), EVENTUALLY));
+    ok(rr.wait_for(jobs_log("job was processed successfully", "q1"), EVENTUALLY));
+
+    // A reply that is not JSON: nacked, logged with the job id.
+    rust_push(port, "main", "i1", "invalid", "x", &[]).expect("push");
+    let invalid = ok(rr.wait_for(
+        jobs_log("invalid worker reply, the job is nacked", "i1"),
+        EVENTUALLY,
+    ));
+    assert_eq!(invalid.level(), Some("ERROR"));
+    rr.check(
+        invalid.text.contains("this is not json"),
+        "the error quotes the reply",
+    );
+
+    // $worker->error() and a crash: nacked with the job id; the pool goes on.
+    rust_push(port, "main", "w1", "error", "x", &[]).expect("push");
+    ok(rr.wait_for(jobs_log("job failed, nacked", "w1"), EVENTUALLY));
+    rust_push(port, "main", "c1", "crash", "x", &[]).expect("push");
+    ok(rr.wait_for(jobs_log("job failed, nacked", "c1"), EVENTUALLY));
+    rust_push(port, "main", "after-crash", "ack", "x", &[]).expect("push");
+    ok(rr.wait_for(
+        jobs_log("job was processed successfully", "after-crash"),
+        EVENTUALLY,
+    ));
+
+    // A worker pushes a job through RPC while handling one.
+    let inner = r#"{"pipeline":"main","name":"ack","payload":"inner","options":{"id":"inner-1","headers":{"from":"worker"}}}"#;
+    rust_push(port, "main", "p1", "push", inner, &[]).expect("push");
+    let job = ok(rr.wait_for(job_with_id("inner-1"), EVENTUALLY))
+        .event()
+        .expect("event");
+    assert_eq!(job.get("headers"), r#"{"from":["worker"]}"#);
+
+    // Pushing errors are RoadRunner's.
+    assert_eq!(
+        rust_push(port, "nowhere", "z", "ack", "x", &[])
+            .map_err(|e| e.contains("no such pipeline, requested: nowhere")),
+        Err(true)
+    );
+    assert_eq!(
+        rust_push(port, "main", "", "ack", "x", &[])
+            .map_err(|e| e.contains("empty ID field not allowed")),
+        Err(true)
+    );
+
+    rr.stop_cleanly();
+    let stopped = rr
+        .lines()
+        .iter()
+        .find(|l| l.is("jobs", "jobs stopped"))
+        .cloned()
+        .expect("a `jobs stopped` line");
+    assert_eq!(
+        stopped.field_u64("requeued"),
+        Some(2),
+        "redeliver + requeue"
+    );
+    assert_eq!(
+        stopped.field_u64("failed"),
+        Some(4),
+        "nack, invalid, error, crash"
+    );
+}
+
+/// A paused pipeline keeps its jobs and delivers them by priority on
+/// resume; `rr jobs list|pause|resume`; delayed pushes; declare/destroy.
+#[test]
+fn priority_pause_resume_delay_and_declared_pipelines() {
+    require_php!();
+    let (mut rr, port, dir) = start(
+        1,
+        "main, dyn",
+        "    main:\n      driver: memory\n    lane:\n      driver: memory\n      config:\n        priority: 10\n",
+    );
+
+    // `lane` is not in consume: paused. A batch waits there.
+    let ids = php_client(
+        port,
+        &[
+            "batch",
+            "lane",
+            "ack:p5:5",
+            "ack:pdef:0",
+            "ack:p1:1",
+            "ack:p9:9",
+            "ack:p3:3",
+        ],
+    )
+    .expect("batch");
+    assert_eq!(ids.as_array().map(Vec::len), Some(5));
+    let stat = php_client(port, &["stat"]).expect("stat");
+    let lane = stat
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["pipeline"] == "lane"))
+        .cloned()
+        .expect("lane in stat");
+    assert_eq!(lane["active"], 5);
+    assert_eq!(lane["ready"], false);
+    assert_eq!(lane["driver"], "memory");
+
+    let list = run_rr(dir.path(), &["jobs", "list", "-c", ".rr.yaml"], COMMAND);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(text.contains("paused | lane"), "{text}");
+    assert!(text.contains("ready  | main"), "{text}");
+    rr.check(jobs(&rr).is_empty(), "nothing runs while lane is paused");
+
+    let resume = run_rr(
+        dir.path(),
+        &["jobs", "resume", "lane", "-c", ".rr.yaml"],
+        COMMAND,
+    );
+    assert!(
+        resume.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resume.stderr)
+    );
+    assert!(String::from_utf8_lossy(&resume.stdout).contains("pipeline resumed: [lane]"));
+    let lines = ok(rr.wait_for_lines_from(
+        0,
+        |l| {
+            l.event_named("JOB")
+                .is_some_and(|e| e.get("pipeline") == "lane")
+        },
+        5,
+        EVENTUALLY,
+    ));
+    let order: Vec<String> = lines
+        .iter()
+        .map(|l| l.event().expect("e").get("payload").to_owned())
+        .collect();
+    assert_eq!(
+        order,
+        ["p1", "p3", "p5", "p9", "pdef"],
+        "lowest priority first; 0 = the pipeline's 10"
+    );
+
+    // Pause through the CLI: a push waits until a resume through PHP.
+    let pause = run_rr(
+        dir.path(),
+        &["jobs", "pause", "lane", "-c", ".rr.yaml"],
+        COMMAND,
+    );
+    assert!(
+        pause.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pause.stderr)
+    );
+    php_client(port, &["push", "lane", "ack", "held", "0", "0", "k=v"]).expect("push");
+    let stat = php_client(port, &["stat"]).expect("stat");
+    assert!(stat.to_string().contains(r#""active":1"#), "{stat}");
+    let before = rr.mark();
+    php_client(port, &["resume", "lane"]).expect("resume");
+    let resumed =
+        ok(rr.wait_for_line_after(before, |l| l.is("jobs", "pipeline was resumed"), EVENTUALLY));
+    let held = ok(rr.wait_for(
+        |l| {
+            l.event_named("JOB")
+                .is_some_and(|e| e.get("payload") == "held")
+        },
+        EVENTUALLY,
+    ));
+    rr.check(
+        held.at >= resumed.at,
+        "the held job ran only after the resume",
+    );
+    assert_eq!(held.event().expect("e").get("headers"), r#"{"k":["v"]}"#);
+
+    // A delayed push arrives no earlier than its delay.
+    let pushed = Instant::now();
+    php_client(port, &["push", "main", "ack", "delayed", "0", "1"]).expect("push");
+    let delayed = ok(rr.wait_for(
+        |l| {
+            l.event_named("JOB")
+                .is_some_and(|e| e.get("payload") == "delayed")
+        },
+        EVENTUALLY,
+    ));
+    rr.check(
+        delayed.at - pushed >= Duration::from_millis(950),
+        format!("delayed job ran after {:?}", delayed.at - pushed),
+    );
+
+    // Declare (in consume: runs at once), use, refuse a duplicate, destroy.
+    php_client(
+        port,
+        &["declare", "dyn", "memory", "priority=2", "prefetch=10"],
+    )
+    .expect("declare");
+    assert_eq!(
+        php_client(port, &["declare", "dyn", "memory"]),
+        Err("pipeline already exists, name: dyn, driver: memory".to_owned())
+    );
+    assert_eq!(
+        php_client(port, &["declare", "nodriver", ""]),
+        Err("no associated driver with the pipeline, pipeline name: nodriver".to_owned())
+    );
+    php_client(port, &["push", "dyn", "ack", "on-dyn"]).expect("push");
+    let job = ok(rr.wait_for(
+        |l| {
+            l.event_named("JOB")
+                .is_some_and(|e| e.get("payload") == "on-dyn")
+        },
+        EVENTUALLY,
+    ));
+    assert_eq!(job.event().expect("e").get("pipeline"), "dyn");
+    let list = php_client(port, &["list"]).expect("list");
+    assert_eq!(list, serde_json::json!(["dyn", "lane", "main"]));
+    assert_eq!(
+        php_client(port, &["destroy", "dyn"]),
+        Ok(serde_json::json!(["dyn"]))
+    );
+    assert_eq!(
+        php_client(port, &["push", "dyn", "ack", "gone"]),
+        Err("no such pipeline, requested: dyn".to_owned())
+    );
+    rr.stop_cleanly();
+}
+
+/// A pipeline without a driver stops rr at once, naming the key.
+#[test]
+fn a_pipeline_without_driver_is_named() {
+    require_php!();
+    let dir = support::temp_dir();
+    let yaml = format!(
+        "version: \"3\"\nserver:\n  command: {}\njobs:\n  pipelines:\n    broken:\n      config:\n        priority: 1\n",
+        support::php_command("jobs_worker.php")
+    );
+    let mut rr = RrProcess::start(dir.path(), &yaml);
+    rr.expect_quick_failure("a bad configuration is rejected before any worker starts");
+    rr.check(
+        rr.lines().iter().any(|l| {
+            l.text.starts_with("error:") && l.text.contains("jobs.pipelines.broken.driver")
+        }),
+        "the error names jobs.pipelines.broken.driver",
+    );
+}

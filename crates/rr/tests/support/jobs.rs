@@ -1,0 +1,97 @@
+//! Helpers for the jobs end-to-end tests: the config, the PHP producer
+//! (`tests/php/jobs_client.php`), the Rust RPC producer, and reading the
+//! `JOB` events of `tests/php/jobs_worker.php`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use rr_jobs::proto::{Job, Options, PushRequest};
+use rr_rpc::RpcClient;
+
+use super::{php_command, php_script, Event, Line, RrProcess};
+
+/// goridge's protobuf codec flag.
+pub const CODEC_PROTO: u8 = 0x80;
+
+/// A config: `jobs_worker.php` on `workers` workers (as many pollers, so
+/// no job waits for a worker outside the priority queue), RPC on `port`, the
+/// given `pipelines:` block (indented by four spaces) and `consume` list.
+pub fn yaml(port: u16, state_dir: &Path, workers: u32, consume: &str, pipelines: &str) -> String {
+    format!(
+        "version: \"3\"\nserver:\n  command: {}\n  env:\n    JOBS_STATE_DIR: \"{}\"\nrpc:\n  listen: tcp://127.0.0.1:{port}\njobs:\n  num_pollers: {workers}\n  pool:\n    num_workers: {workers}\n    allocate_timeout: 5s\n    destroy_timeout: 5s\n  consume: [{consume}]\n  pipelines:\n{pipelines}",
+        php_command("jobs_worker.php"),
+        state_dir.display(),
+    )
+}
+
+/// Runs `php jobs_client.php <address> args...`: `Ok(result JSON)` for
+/// `OK ...`, `Err(message)` for `ERR ...`.
+pub fn php_client(port: u16, args: &[&str]) -> Result<serde_json::Value, String> {
+    let output = Command::new("php")
+        .arg(php_script("jobs_client.php"))
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .args(args)
+        .output()
+        .expect("run php jobs_client.php");
+    let stdout = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if let Some(ok) = stdout.strip_prefix("OK ") {
+        return Ok(serde_json::from_str(ok).expect("OK result is JSON"));
+    }
+    if let Some(err) = stdout.strip_prefix("ERR ") {
+        return Err(err.to_owned());
+    }
+    panic!(
+        "jobs_client.php {args:?}: unexpected output {stdout:?}, stderr {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Pushes a job over RPC from Rust (protobuf `jobs.Push`).
+pub fn rust_push(
+    port: u16,
+    pipeline: &str,
+    id: &str,
+    name: &str,
+    payload: &str,
+    headers: &[(&str, &str)],
+) -> Result<(), String> {
+    let mut client = RpcClient::connect(&format!("tcp://127.0.0.1:{port}"), Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let request = PushRequest {
+        job: Some(Job {
+            job: name.into(),
+            id: id.into(),
+            payload: payload.as_bytes().to_vec(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+                .collect(),
+            options: Some(Options {
+                pipeline: pipeline.into(),
+                ..Options::default()
+            }),
+        }),
+    };
+    client
+        .call_raw("jobs.Push", CODEC_PROTO, &request.encode())
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// Predicate: a `JOB` event with this id.
+pub fn job_with_id(id: &str) -> impl Fn(&Line) -> bool {
+    let id = id.to_owned();
+    move |line| line.event_named("JOB").is_some_and(|e| e.get("id") == id)
+}
+
+/// Predicate: an rr `jobs` line with `message` about job `id`.
+pub fn jobs_log(message: &'static str, id: &str) -> impl Fn(&Line) -> bool {
+    let id = id.to_owned();
+    move |line| line.is("jobs", message) && line.field_str("id").as_deref() == Some(id.as_str())
+}
+
+/// The `JOB` events so far.
+pub fn jobs(rr: &RrProcess) -> Vec<Event> {
+    rr.events("JOB")
+}
