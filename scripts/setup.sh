@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what rr's demo and tests need and a fresh machine may lack:
 # php-cli, redis-server (the schedules' cluster tests start their own on a
-# free loopback port), and the font libraries the benchmark plots need
+# free loopback port), beanstalkd (the jobs beanstalk driver's tests start
+# their own the same way), and the font libraries the benchmark plots need
 # (Debian packages).
 # Safe to run again; does nothing when all is there.
 set -euo pipefail
 
 need_php() { ! command -v php >/dev/null 2>&1; }
 need_redis() { ! command -v redis-server >/dev/null 2>&1; }
+need_beanstalkd() { ! command -v beanstalkd >/dev/null 2>&1; }
 
 # The benchmark crate (built by clippy and tests too) draws its plots with
 # fontconfig/freetype and the DejaVu fonts.
@@ -18,6 +20,7 @@ need_fonts() {
 missing=()
 need_php && missing+=(php-cli)
 need_redis && missing+=(redis-server)
+need_beanstalkd && missing+=(beanstalkd)
 need_fonts && missing+=(pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]} from Debian packages..." >&2
@@ -32,6 +35,10 @@ if need_php; then
 fi
 if need_redis; then
     echo "setup: redis-server is still missing after installing it" >&2
+    exit 1
+fi
+if need_beanstalkd; then
+    echo "setup: beanstalkd is still missing after installing it" >&2
     exit 1
 fi
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust) is required" >&2; exit 1; }

@@ -337,3 +337,134 @@ fn a_pipeline_without_driver_is_named() {
         "the error names jobs.pipelines.broken.driver",
     );
 }
+
+/// The beanstalk driver on a real beanstalkd: context with the tube,
+/// ack deletes, requeue and redelivery with delay, pause/resume, a
+/// declared beanstalk pipeline, and a foreign message with consume_all.
+#[test]
+fn beanstalk_pipelines_on_a_real_beanstalkd() {
+    require_php!();
+    require_beanstalkd!();
+    let broker = support::jobs::Beanstalkd::start();
+    let dir = support::temp_dir();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    let port = free_tcp_port();
+    let mut config = yaml(
+        port,
+        &state,
+        2,
+        "tube, other",
+        "    tube:\n      driver: beanstalk\n      config:\n        tube: rr-test\n        reserve_timeout: 1s\n        consume_all: true\n",
+    );
+    config.push_str(&format!(
+        "beanstalk:\n  addr: tcp://127.0.0.1:{}\n  timeout: 10s\n",
+        broker.port
+    ));
+    let mut rr = RrProcess::start(dir.path(), &config);
+    ok(rr.wait_for(|l| l.is("jobs", "jobs started"), START));
+
+    rust_push(port, "tube", "b1", "ack", "via beanstalk", &[("h", "1")]).expect("push");
+    let job = ok(rr.wait_for(job_with_id("b1"), EVENTUALLY))
+        .event()
+        .expect("event");
+    assert_eq!(job.get("driver"), "beanstalk");
+    assert_eq!(job.get("queue"), "rr-test");
+    assert_eq!(job.get("pipeline"), "tube");
+    assert_eq!(job.get("payload"), "via_beanstalk");
+    assert_eq!(job.get("headers"), r#"{"h":["1"]}"#);
+    ok(rr.wait_for(jobs_log("job was processed successfully", "b1"), EVENTUALLY));
+
+    rust_push(port, "tube", "bq", "requeue", "1", &[]).expect("push");
+    let lines = ok(rr.wait_for_lines_from(0, job_with_id("bq"), 2, EVENTUALLY));
+    assert_eq!(lines[1].event().expect("e").get("attempt"), "2");
+    let gap = lines[1].at - lines[0].at;
+    rr.check(
+        gap >= Duration::from_millis(900),
+        format!("requeued after {gap:?}"),
+    );
+
+    rust_push(port, "tube", "bd", "redeliver", "1", &[]).expect("push");
+    ok(rr.wait_for_lines_from(0, job_with_id("bd"), 2, EVENTUALLY));
+    rust_push(port, "tube", "bn", "nack", "x", &[]).expect("push");
+    ok(rr.wait_for(jobs_log("job was nacked", "bn"), EVENTUALLY));
+
+    // A message another producer put: consume_all takes it.
+    let put = broker.raw("use rr-test\r\nput 0 0 10 5\r\nhello\r\n", "INSERTED");
+    assert!(put.contains("INSERTED"), "{put}");
+    let foreign = ok(rr.wait_for(
+        |l| {
+            l.event_named("JOB")
+                .is_some_and(|e| e.get("name") == "deduced_by_rr")
+        },
+        EVENTUALLY,
+    ));
+    assert_eq!(foreign.event().expect("e").get("payload"), "hello");
+
+    // Paused: the job stays ready in the tube until the resume.
+    php_client(port, &["pause", "tube"]).expect("pause");
+    php_client(port, &["push", "tube", "ack", "held-in-tube"]).expect("push");
+    let stat = php_client(port, &["stat"]).expect("stat");
+    let tube = stat
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["pipeline"] == "tube"))
+        .cloned()
+        .expect("tube stat");
+    assert_eq!(tube["queue"], "rr-test");
+    assert_eq!(tube["ready"], false);
+    assert_eq!(tube["active"], 1, "{stat}");
+    let before = rr.mark();
+    php_client(port, &["resume", "tube"]).expect("resume");
+    let resumed =
+        ok(rr.wait_for_line_after(before, |l| l.is("jobs", "pipeline was resumed"), EVENTUALLY));
+    let held = ok(rr.wait_for(
+        |l| {
+            l.event_named("JOB")
+                .is_some_and(|e| e.get("payload") == "held-in-tube")
+        },
+        EVENTUALLY,
+    ));
+    rr.check(held.at >= resumed.at, "the held job ran after the resume");
+
+    // A beanstalk pipeline declared at run time (in consume: runs at once).
+    php_client(
+        port,
+        &[
+            "declare",
+            "other",
+            "beanstalk",
+            "tube=rr-other",
+            "reserve_timeout=1",
+        ],
+    )
+    .expect("declare");
+    php_client(port, &["push", "other", "ack", "on-other"]).expect("push");
+    let job = ok(rr.wait_for(
+        |l| {
+            l.event_named("JOB")
+                .is_some_and(|e| e.get("payload") == "on-other")
+        },
+        EVENTUALLY,
+    ));
+    assert_eq!(job.event().expect("e").get("queue"), "rr-other");
+    ok(rr.wait_for_n(
+        |l| l.is("jobs", "job was processed successfully"),
+        6,
+        EVENTUALLY,
+    ));
+    rr.stop_cleanly();
+
+    // Every job was settled: nothing is left ready, reserved or delayed
+    // (an empty tube nobody watches is gone altogether).
+    let stats = broker.raw("stats-tube rr-test\r\n", "current-jobs-buried|NOT_FOUND");
+    if stats.starts_with("NOT_FOUND") {
+        return;
+    }
+    for key in [
+        "current-jobs-ready: 0",
+        "current-jobs-reserved: 0",
+        "current-jobs-delayed: 0",
+    ] {
+        assert!(stats.contains(key), "{key} in {stats}");
+    }
+}

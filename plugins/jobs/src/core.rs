@@ -45,6 +45,7 @@ pub struct Core {
     pipelines: Mutex<BTreeMap<String, Arc<dyn Driver>>>,
     consume: HashSet<String>,
     timeout: Duration,
+    globals: BTreeMap<String, Map<String, Value>>,
     /// The counters.
     pub stats: JobsStats,
 }
@@ -57,8 +58,15 @@ impl Core {
             pipelines: Mutex::new(BTreeMap::new()),
             consume: consume.iter().cloned().collect(),
             timeout,
+            globals: BTreeMap::new(),
             stats: JobsStats::default(),
         }
+    }
+
+    /// Sets the drivers' global sections (driver name → section).
+    pub fn with_globals(mut self, globals: BTreeMap<String, Map<String, Value>>) -> Core {
+        self.globals = globals;
+        self
     }
 
     /// The queue.
@@ -101,6 +109,7 @@ impl Core {
         let spec = PipelineSpec {
             name: name.to_owned(),
             options,
+            global: self.globals.get(driver).cloned().unwrap_or_default(),
             queue: Arc::clone(&self.queue),
         };
         let built = driver::build(driver, spec).ok_or_else(|| {

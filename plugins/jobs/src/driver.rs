@@ -57,6 +57,8 @@ pub struct PipelineSpec {
     pub name: String,
     /// Its driver options (numbers and booleans may be strings).
     pub options: Map<String, Value>,
+    /// The driver's global section (`beanstalk: {addr, timeout}`), if any.
+    pub global: Map<String, Value>,
     /// The plugin's queue.
     pub queue: Arc<JobQueue>,
 }
@@ -101,6 +103,27 @@ impl PipelineSpec {
         }
     }
 
+    /// A duration option in whole seconds (at least 1): a number of
+    /// seconds, or a Go duration (`1s`, `500ms` rounds up), or `default`.
+    pub fn seconds(&self, key: &str, default: u64) -> Result<u64, DriverError> {
+        match self.options.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Number(_)) => Ok(self.int(key, 0)?.max(1).unsigned_abs()),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(default),
+            Some(Value::String(s)) if s.trim().chars().all(|c| c.is_ascii_digit()) => {
+                Ok(self.int(key, 0)?.max(1).unsigned_abs())
+            }
+            Some(Value::String(s)) => {
+                let d = rr_config::duration::parse_go_duration(s.trim())
+                    .ok()
+                    .and_then(|d| d.to_std())
+                    .ok_or_else(|| self.error(key, format!("{s:?} is not a duration")))?;
+                Ok(d.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            Some(other) => Err(self.error(key, format!("{other} is not a duration"))),
+        }
+    }
+
     /// A string option, or `default`.
     pub fn string(&self, key: &str, default: &str) -> Result<String, DriverError> {
         match self.options.get(key) {
@@ -114,12 +137,15 @@ impl PipelineSpec {
 }
 
 /// The drivers this build knows.
-pub const DRIVERS: &[&str] = &["memory"];
+pub const DRIVERS: &[&str] = &["memory", "beanstalk"];
 
 /// Builds the driver `kind` for `spec`; `None` for an unknown driver.
 pub fn build(kind: &str, spec: PipelineSpec) -> Option<Result<Arc<dyn Driver>, DriverError>> {
     match kind {
         "memory" => Some(crate::memory::MemoryDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
+        "beanstalk" => {
+            Some(crate::beanstalk::BeanstalkDriver::new(spec).map(|d| d as Arc<dyn Driver>))
+        }
         _ => None,
     }
 }

@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod beanstalk;
 pub mod config;
 pub mod core;
 pub mod driver;
@@ -94,11 +95,19 @@ impl Plugin for JobsPlugin {
         }
         let config: JobsConfig = ctx.section()?;
         let pipelines = config.pipelines()?;
-        let core = Arc::new(Core::new(
-            config.pipeline_size(),
-            &config.consume,
-            config.timeout(),
-        ));
+        let globals = driver::DRIVERS
+            .iter()
+            .filter_map(|kind| match ctx.config().get(kind) {
+                Some(serde_json::Value::Object(section)) => {
+                    Some(((*kind).to_owned(), section.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let core = Arc::new(
+            Core::new(config.pipeline_size(), &config.consume, config.timeout())
+                .with_globals(globals),
+        );
         for pipeline in pipelines {
             if !driver::DRIVERS.contains(&pipeline.driver.as_str()) {
                 // RoadRunner skips such a pipeline with an error, not fatal.

@@ -349,6 +349,7 @@ mod tests {
         PipelineSpec {
             name: "p".into(),
             options: options.as_object().cloned().unwrap_or_default(),
+            global: serde_json::Map::new(),
             queue: Arc::clone(queue),
         }
     }

@@ -95,3 +95,106 @@ pub fn jobs_log(message: &'static str, id: &str) -> impl Fn(&Line) -> bool {
 pub fn jobs(rr: &RrProcess) -> Vec<Event> {
     rr.events("JOB")
 }
+
+/// Skips the test when `beanstalkd` is missing, unless `CI=true`, where
+/// that fails it.
+#[macro_export]
+macro_rules! require_beanstalkd {
+    () => {
+        if !$crate::support::jobs::beanstalkd_available() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("beanstalkd is not on PATH, and CI=true: run scripts/setup.sh");
+            }
+            eprintln!("SKIPPED: beanstalkd is not on PATH; install beanstalkd to run this test");
+            return;
+        }
+    };
+}
+
+/// Whether `beanstalkd -v` runs.
+pub fn beanstalkd_available() -> bool {
+    Command::new("beanstalkd")
+        .arg("-v")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A running `beanstalkd` (in-memory, no binlog), killed on drop.
+pub struct Beanstalkd {
+    child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Beanstalkd {
+    /// Starts one on a free loopback port and waits for its `bind` line.
+    pub fn start() -> Beanstalkd {
+        use std::io::{BufRead, BufReader};
+        let port = super::free_tcp_port();
+        // `-V` prints `bind ...` on stdout, which beanstalkd buffers when
+        // it is a pipe: stdbuf (it execs, so the child is beanstalkd
+        // itself) makes the line arrive at once.
+        let mut child = Command::new("stdbuf")
+            .args([
+                "-o0",
+                "beanstalkd",
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-V",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start beanstalkd: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("bind ") {
+                    let _ = ready_tx.send(());
+                }
+            }
+        });
+        let server = Beanstalkd { child, port };
+        ready
+            .recv_timeout(super::START)
+            .unwrap_or_else(|_| panic!("beanstalkd on port {port} did not get ready"));
+        server
+    }
+
+    /// Sends raw protocol text and returns what came back up to one of
+    /// the `|`-separated markers in `until`.
+    pub fn raw(&self, request: &str, until: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect beanstalkd");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !until
+            .split('|')
+            .any(|m| String::from_utf8_lossy(&reply).contains(m))
+        {
+            let n = stream.read(&mut buf).expect("read beanstalkd");
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+}
+
+impl Drop for Beanstalkd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
