@@ -468,3 +468,62 @@ fn beanstalk_pipelines_on_a_real_beanstalkd() {
         assert!(stats.contains(key), "{key} in {stats}");
     }
 }
+
+/// The PHP SDK's hand-written protobuf and rr's agree, both ways.
+#[test]
+fn the_php_sdk_and_rr_speak_the_same_jobs_v1_protobuf() {
+    require_php!();
+    use rr_jobs::proto::{PushRequest, Stat, Stats};
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new("php")
+            .arg(support::php_script("jobs_proto.php"))
+            .args(args)
+            .output()
+            .expect("run php");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let hex = run(&["push"]);
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let job = PushRequest::decode(&bytes)
+        .expect("decode")
+        .job
+        .expect("job");
+    assert_eq!(job.id, "id-1");
+    assert_eq!(job.job, "App\\Job");
+    assert_eq!(job.payload, b"bin\x00\xff");
+    assert_eq!(job.headers["a"], ["1", "2"]);
+    assert_eq!(job.headers["b"], ["x"]);
+    let options = job.options.expect("options");
+    assert_eq!(
+        (
+            options.priority,
+            options.pipeline.as_str(),
+            options.delay,
+            options.auto_ack
+        ),
+        (-3, "pipe", 7, true)
+    );
+
+    let stats = Stats {
+        stats: vec![Stat {
+            pipeline: "p".into(),
+            driver: "memory".into(),
+            queue: "p".into(),
+            active: 300,
+            delayed: 2,
+            reserved: 0,
+            ready: true,
+            priority: 10,
+        }],
+    };
+    let hex: String = stats.encode().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(run(&["stats", &hex]), r#"[["p",300,2,true,10]]"#);
+}
