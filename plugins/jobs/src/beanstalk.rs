@@ -73,8 +73,28 @@ impl Conn {
         })
     }
 
+    async fn write(&mut self, request: &[u8]) -> Result<(), DriverError> {
+        self.stream
+            .get_mut()
+            .write_all(request)
+            .await
+            .map_err(|e| broker(format!("beanstalk: {e}")))
+    }
+
+    async fn line(&mut self) -> Result<String, DriverError> {
+        let mut reply = String::new();
+        let read = self
+            .stream
+            .read_line(&mut reply)
+            .await
+            .map_err(|e| broker(format!("beanstalk: {e}")))?;
+        if read == 0 {
+            return Err(broker("beanstalk: connection closed"));
+        }
+        Ok(reply.trim_end().to_owned())
+    }
+
     async fn send(&mut self, line: &str, data: Option<&[u8]>) -> Result<String, DriverError> {
-        let io = |e: std::io::Error| broker(format!("beanstalk: {e}"));
         let mut request = Vec::with_capacity(line.len() + 4 + data.map_or(0, <[u8]>::len));
         request.extend_from_slice(line.as_bytes());
         request.extend_from_slice(b"\r\n");
@@ -82,16 +102,8 @@ impl Conn {
             request.extend_from_slice(data);
             request.extend_from_slice(b"\r\n");
         }
-        self.stream
-            .get_mut()
-            .write_all(&request)
-            .await
-            .map_err(io)?;
-        let mut reply = String::new();
-        if self.stream.read_line(&mut reply).await.map_err(io)? == 0 {
-            return Err(broker("beanstalk: connection closed"));
-        }
-        Ok(reply.trim_end().to_owned())
+        self.write(&request).await?;
+        self.line().await
     }
 
     async fn body(&mut self, len: usize) -> Result<Vec<u8>, DriverError> {
@@ -130,11 +142,9 @@ impl Conn {
         }
     }
 
-    /// `Some((id, body))`, or `None` when nothing came within `secs`.
-    async fn reserve(&mut self, secs: u64) -> Result<Option<(u64, Vec<u8>)>, DriverError> {
-        let reply = self
-            .send(&format!("reserve-with-timeout {secs}"), None)
-            .await?;
+    /// Reads the answer to a `reserve-with-timeout` whose reply line is
+    /// `reply`: `Some((id, body))`, or `None` when nothing came in time.
+    async fn reserved(&mut self, reply: &str) -> Result<Option<(u64, Vec<u8>)>, DriverError> {
         let mut words = reply.split(' ');
         match (words.next(), words.next(), words.next()) {
             (Some("RESERVED"), Some(id), Some(len)) => {
@@ -326,72 +336,104 @@ impl Inner {
                 }
             };
             let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            let mut carried: Option<Command> = None;
             loop {
+                // Settling commands and the next reserve go out in one
+                // write: one round trip per job under load.
+                let mut lines: Vec<String> = carried.take().into_iter().map(line).collect();
                 while let Ok(command) = commands.try_recv() {
-                    if let Err(err) = run(&mut conn, command).await {
-                        tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, "beanstalk command failed; re-dialling");
-                        continue 'dial;
-                    }
+                    lines.push(line(command));
                 }
-                if self.stopped.load(Ordering::Acquire) {
-                    return;
-                }
-                let permit = self
-                    .consuming
-                    .load(Ordering::Acquire)
+                let stopped = self.stopped.load(Ordering::Acquire);
+                let permit = (!stopped && self.consuming.load(Ordering::Acquire))
                     .then(|| Arc::clone(&self.in_flight).try_acquire_owned().ok())
                     .flatten();
-                let Some(permit) = permit else {
+                if lines.is_empty() && permit.is_none() {
+                    if stopped {
+                        return;
+                    }
                     tokio::select! {
                         command = commands.recv() => {
                             let Some(command) = command else { return };
-                            if let Err(err) = run(&mut conn, command).await {
-                                tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, "beanstalk command failed; re-dialling");
-                                continue 'dial;
-                            }
+                            carried = Some(command);
                         }
                         () = self.wake.notified() => {}
                     }
                     continue;
-                };
-                match conn.reserve(self.settings.reserve_secs).await {
-                    Ok(Some((id, body))) => {
-                        if !self.consuming.load(Ordering::Acquire) {
-                            // Paused while the reserve was pending: hand it back.
-                            let line = format!("release {id} {} 0", self.settings.tube_priority);
-                            if let Err(err) = conn.expect(&line, "RELEASED").await {
-                                tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, "beanstalk release failed; re-dialling");
-                                continue 'dial;
-                            }
-                            continue;
-                        }
-                        let Some(job) = self.decode(id, &body) else {
-                            continue;
-                        };
-                        let ticket = Ticket {
-                            inner: Arc::clone(&self),
-                            id,
-                            generation,
-                            permit: Mutex::new(Some(permit)),
-                        };
-                        let delivery = Delivery {
-                            job,
-                            driver: NAME,
-                            queue: Some(self.settings.tube.clone()),
-                            ack: Arc::new(ticket),
-                        };
-                        if self.queue.push(delivery).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => {}
+                }
+                let mut request = String::new();
+                for l in &lines {
+                    request.push_str(l);
+                    request.push_str("\r\n");
+                }
+                if permit.is_some() {
+                    request.push_str(&format!(
+                        "reserve-with-timeout {}\r\n",
+                        self.settings.reserve_secs
+                    ));
+                }
+                let result = self
+                    .exchange(&mut conn, &request, &lines, permit, generation)
+                    .await;
+                match result {
+                    Ok(true) => {}
+                    Ok(false) => return,
                     Err(err) => {
-                        tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, "beanstalk reserve failed; re-dialling");
+                        tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, "beanstalk connection failed; re-dialling");
                         continue 'dial;
                     }
                 }
             }
         }
+    }
+
+    /// Writes `request` (the `lines` and maybe a reserve), reads the
+    /// answers and hands a reserved job on. `Ok(false)`: the queue closed.
+    async fn exchange(
+        self: &Arc<Self>,
+        conn: &mut Conn,
+        request: &str,
+        lines: &[String],
+        permit: Option<OwnedSemaphorePermit>,
+        generation: u64,
+    ) -> Result<bool, DriverError> {
+        conn.write(request.as_bytes()).await?;
+        for sent in lines {
+            let reply = conn.line().await?;
+            if reply != "DELETED" && reply != "BURIED" {
+                // NOT_FOUND: the reservation expired (TTR) or was released.
+                tracing::warn!(target: "jobs", command = %sent, reply = %reply, "beanstalk did not settle the job");
+            }
+        }
+        let Some(permit) = permit else {
+            return Ok(true);
+        };
+        let reply = conn.line().await?;
+        let Some((id, body)) = conn.reserved(&reply).await? else {
+            return Ok(true);
+        };
+        if !self.consuming.load(Ordering::Acquire) || self.stopped.load(Ordering::Acquire) {
+            // Paused while the reserve was pending: hand it back.
+            let release = format!("release {id} {} 0", self.settings.tube_priority);
+            conn.expect(&release, "RELEASED").await?;
+            return Ok(true);
+        }
+        let Some(job) = self.decode(id, &body) else {
+            return Ok(true);
+        };
+        let ticket = Ticket {
+            inner: Arc::clone(self),
+            id,
+            generation,
+            permit: Mutex::new(Some(permit)),
+        };
+        let delivery = Delivery {
+            job,
+            driver: NAME,
+            queue: Some(self.settings.tube.clone()),
+            ack: Arc::new(ticket),
+        };
+        Ok(self.queue.push(delivery).await.is_ok())
     }
 
     async fn dial_consumer(&self) -> Result<Conn, DriverError> {
@@ -405,17 +447,11 @@ impl Inner {
     }
 }
 
-async fn run(conn: &mut Conn, command: Command) -> Result<(), DriverError> {
-    let line = match command {
+fn line(command: Command) -> String {
+    match command {
         Command::Delete(id) => format!("delete {id}"),
         Command::Bury(id) => format!("bury {id} 0"),
-    };
-    let reply = conn.send(&line, None).await?;
-    if reply != "DELETED" && reply != "BURIED" {
-        // NOT_FOUND: the reservation expired (TTR) or was released.
-        tracing::warn!(target: "jobs", command = %line, reply = %reply, "beanstalk did not settle the job");
     }
-    Ok(())
 }
 
 /// A reserved job's handle.
