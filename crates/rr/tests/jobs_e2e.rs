@@ -121,6 +121,31 @@ fn jobs_are_delivered_with_their_context_and_every_reply_is_honoured() {
         EVENTUALLY,
     ));
 
+    // auto_ack: acked on receipt, so the worker's nack changes nothing.
+    support::jobs::rust_push_job(
+        port,
+        rr_jobs::proto::Job {
+            job: "nack".into(),
+            id: "aa1".into(),
+            payload: b"x".to_vec(),
+            options: Some(rr_jobs::proto::Options {
+                pipeline: "main".into(),
+                auto_ack: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .expect("push");
+    ok(rr.wait_for(
+        jobs_log("job was processed successfully", "aa1"),
+        EVENTUALLY,
+    ));
+    rr.check(
+        rr.count(jobs_log("job was nacked", "aa1")) == 0,
+        "an auto-acked job's reply is ignored",
+    );
+
     // A worker pushes a job through RPC while handling one.
     let inner = r#"{"pipeline":"main","name":"ack","payload":"inner","options":{"id":"inner-1","headers":{"from":"worker"}}}"#;
     rust_push(port, "main", "p1", "push", inner, &[]).expect("push");

@@ -287,7 +287,10 @@ impl Core {
         let elapsed = started.elapsed();
         if job.auto_ack {
             match reply {
-                Ok(_) => bump(&self.stats.jobs_ok),
+                Ok(_) => {
+                    bump(&self.stats.jobs_ok);
+                    tracing::debug!(target: "jobs", id = %job.id, pipeline = %job.pipeline, elapsed = ?elapsed, auto_ack = true, "job was processed successfully");
+                }
                 Err(err) => {
                     bump(&self.stats.jobs_err);
                     tracing::error!(target: "jobs", id = %job.id, job = %job.name, pipeline = %job.pipeline, error = %err, "job failed (auto-acked)");

@@ -56,10 +56,9 @@ pub fn rust_push(
     payload: &str,
     headers: &[(&str, &str)],
 ) -> Result<(), String> {
-    let mut client = RpcClient::connect(&format!("tcp://127.0.0.1:{port}"), Duration::from_secs(5))
-        .map_err(|e| e.to_string())?;
-    let request = PushRequest {
-        job: Some(Job {
+    rust_push_job(
+        port,
+        Job {
             job: name.into(),
             id: id.into(),
             payload: payload.as_bytes().to_vec(),
@@ -71,8 +70,15 @@ pub fn rust_push(
                 pipeline: pipeline.into(),
                 ..Options::default()
             }),
-        }),
-    };
+        },
+    )
+}
+
+/// Pushes one `jobs.v1.Job` over RPC from Rust.
+pub fn rust_push_job(port: u16, job: Job) -> Result<(), String> {
+    let mut client = RpcClient::connect(&format!("tcp://127.0.0.1:{port}"), Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let request = PushRequest { job: Some(job) };
     client
         .call_raw("jobs.Push", CODEC_PROTO, &request.encode())
         .map(drop)
