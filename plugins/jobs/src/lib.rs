@@ -247,21 +247,35 @@ impl Plugin for JobsPlugin {
             return Vec::new();
         };
         let s = &core.stats;
-        let counter = |name: &str, help: &str, value: &std::sync::atomic::AtomicU64| MetricFamily {
+        // RoadRunner exports these running totals as gauges, under these
+        // names (no `_total`), so its dashboards read them unchanged.
+        let gauge = |name: &str, help: &str, value: &std::sync::atomic::AtomicU64| MetricFamily {
             name: name.to_owned(),
             help: help.to_owned(),
-            kind: MetricKind::Counter(vec![(Vec::new(), value.load(Ordering::Relaxed) as f64)]),
+            kind: MetricKind::Gauge(vec![(Vec::new(), value.load(Ordering::Relaxed) as f64)]),
         };
         vec![
-            counter("rr_jobs_push_ok", "Jobs pushed.", &s.push_ok),
-            counter("rr_jobs_push_err", "Pushes refused.", &s.push_err),
-            counter(
+            gauge("rr_jobs_push_ok", "Number of job push", &s.push_ok),
+            gauge(
+                "rr_jobs_push_err",
+                "Number of jobs push which was failed",
+                &s.push_err,
+            ),
+            gauge(
                 "rr_jobs_jobs_ok",
-                "Jobs processed successfully.",
+                "Number of successfully processed jobs",
                 &s.jobs_ok,
             ),
-            counter("rr_jobs_jobs_err", "Jobs that failed.", &s.jobs_err),
-            counter("rr_jobs_jobs_requeue", "Jobs requeued.", &s.jobs_requeue),
+            gauge(
+                "rr_jobs_jobs_err",
+                "Number of jobs error while processing in the worker",
+                &s.jobs_err,
+            ),
+            gauge(
+                "rr_jobs_jobs_requeue",
+                "Number of jobs requeued (nack with redelivery, requeue)",
+                &s.jobs_requeue,
+            ),
         ]
     }
 }
