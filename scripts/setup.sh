@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what rr's demo and tests need and a fresh machine may lack:
 # php-cli, redis-server (the schedules' cluster tests start their own on a
-# free loopback port), memcached (the kv tests start their own the same way),
-# chromium (the http plugin's browser test), and the font libraries the benchmark plots need
+# free loopback port), memcached and beanstalkd (the kv and jobs tests start
+# their own the same way), chromium (the http plugin's browser test), and the
+# font libraries the benchmark plots need
 # (Debian packages).
 # Safe to run again; does nothing when all is there.
 set -euo pipefail
@@ -12,6 +13,7 @@ need_redis() { ! command -v redis-server >/dev/null 2>&1; }
 # The http plugin's browser test drives headless Chromium.
 need_chromium() { [ ! -x /usr/bin/chromium ]; }
 need_memcached() { ! command -v memcached >/dev/null 2>&1; }
+need_beanstalkd() { ! command -v beanstalkd >/dev/null 2>&1; }
 
 # The benchmark crate (built by clippy and tests too) draws its plots with
 # fontconfig/freetype and the DejaVu fonts.
@@ -24,6 +26,7 @@ need_php && missing+=(php-cli)
 need_redis && missing+=(redis-server)
 need_chromium && missing+=(chromium)
 need_memcached && missing+=(memcached)
+need_beanstalkd && missing+=(beanstalkd)
 need_fonts && missing+=(pkg-config libfontconfig1-dev libfreetype-dev fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]} from Debian packages..." >&2
@@ -40,8 +43,10 @@ if need_redis; then
     echo "setup: redis-server is still missing after installing it" >&2
     exit 1
 fi
-if need_memcached; then
-    echo "setup: memcached is still missing after installing it" >&2
-    exit 1
-fi
+for service in memcached beanstalkd; do
+    if "need_$service"; then
+        echo "setup: $service is still missing after installing it" >&2
+        exit 1
+    fi
+done
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo (Rust) is required" >&2; exit 1; }

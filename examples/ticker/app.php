@@ -29,9 +29,50 @@ spl_autoload_register(static function (string $class): void {
 $finalizer = new App\Finalizer();
 $finalizer->addFinalizer(static fn () => gc_collect_cycles());
 
+// RR_MODE=jobs: the jobs plugin's tasks, on the rr SDK's Rr\Jobs\Consumer (loaded here
+// even when vendor/ provides the official worker, since it does not ship a jobs consumer).
+$jobsDispatcher = new class ($finalizer) implements App\DispatcherInterface {
+    public function __construct(private readonly App\Finalizer $finalizer)
+    {
+    }
+
+    public function canServe(): bool
+    {
+        return getenv('RR_MODE') === 'jobs';
+    }
+
+    public function serve(): void
+    {
+        if (!class_exists(\Rr\Jobs\Consumer::class)) {
+            require __DIR__ . '/../../sdk/php/autoload.php';
+        }
+        $consumer = new \Rr\Jobs\Consumer();
+        fwrite(STDERR, sprintf("jobs worker pid %d ready\n", getmypid()));
+
+        while ($task = $consumer->waitTask()) {
+            try {
+                fwrite(STDERR, sprintf(
+                    "job %s (%s) from pipeline %s: %s, handled by pid %d\n",
+                    $task->id,
+                    $task->name,
+                    $task->pipeline,
+                    $task->payload,
+                    getmypid(),
+                ));
+                $task->ack();
+            } catch (\Throwable $e) {
+                // Redeliver once the app is healthy again, 5 s later.
+                $task->isAnswered() || $task->nack($e, true, 5);
+            }
+            $this->finalizer->finalize();
+        }
+    }
+};
+
 $kernel = new App\Kernel([
     new App\TickerDispatcher($finalizer, __DIR__ . '/ticks.log'),
     new App\HttpDispatcher($finalizer, __DIR__ . '/ticks.log'),
+    $jobsDispatcher,
 ]);
 
 exit($kernel->serve());

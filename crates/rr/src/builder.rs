@@ -69,6 +69,12 @@ pub const BUILTINS: &[(&str, &str, &str, &str)] = &[
     ),
     ("kv", "rr-kv", "plugins/kv", "rr_kv::KvPlugin::default()"),
     (
+        "jobs",
+        "rr-jobs",
+        "plugins/jobs",
+        "rr_jobs::JobsPlugin::default()",
+    ),
+    (
         "http",
         "rr-http",
         "plugins/http",

@@ -1,5 +1,6 @@
 //! The management commands: `rr reset`, `rr workers` and `rr stop`
-//! (RoadRunner's `internal/cli/{reset,workers,stop}`), and `rr schedules`.
+//! (RoadRunner's `internal/cli/{reset,workers,stop}`), `rr schedules` and
+//! `rr jobs`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -289,6 +290,91 @@ fn relative(delta_ms: i64) -> String {
     }
 }
 
+/// `rr jobs ...` (RoadRunner spells these `rr jobs --list|--pause|--resume`).
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum JobsAction {
+    /// Show every pipeline: state, driver, queue, active, delayed, reserved.
+    List,
+    /// Stop consuming the named pipelines (pushing still works).
+    Pause {
+        /// Pipeline names (also comma-separated).
+        #[arg(required = true)]
+        pipelines: Vec<String>,
+    },
+    /// Consume the named pipelines again.
+    Resume {
+        /// Pipeline names (also comma-separated).
+        #[arg(required = true)]
+        pipelines: Vec<String>,
+    },
+}
+
+/// `rr jobs [list|pause|resume ...]`: `jobs.Stat`, `jobs.Pause` and
+/// `jobs.Resume` with the `jobs.v1` protobuf messages.
+pub(crate) fn jobs(cli: &Cli, action: Option<&JobsAction>) -> Result<ExitCode> {
+    use rr_jobs::proto::{Pipelines, Stats};
+    const CODEC_PROTO: u8 = 0x80;
+    let mut client = connect(cli)?;
+    client.set_call_timeout(Some(CALL_TIMEOUT))?;
+    let names = |pipelines: &[String]| Pipelines {
+        pipelines: pipelines
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    match action {
+        None | Some(JobsAction::List) => {
+            let reply = client.call_raw("jobs.Stat", CODEC_PROTO, &[])?;
+            let stats = Stats::decode(&reply).map_err(|e| anyhow!("jobs.Stat: {e}"))?;
+            print!("{}", jobs_table(&stats));
+        }
+        Some(JobsAction::Pause { pipelines }) => {
+            let names = names(pipelines);
+            client.call_raw("jobs.Pause", CODEC_PROTO, &names.encode())?;
+            for name in &names.pipelines {
+                println!("pipeline paused: [{name}]");
+            }
+        }
+        Some(JobsAction::Resume { pipelines }) => {
+            let names = names(pipelines);
+            client.call_raw("jobs.Resume", CODEC_PROTO, &names.encode())?;
+            for name in &names.pipelines {
+                println!("pipeline resumed: [{name}]");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// RoadRunner's jobs table: `Status | Pipeline | Driver | Queue | Priority |
+/// Active | Delayed | Reserved`.
+fn jobs_table(stats: &rr_jobs::proto::Stats) -> String {
+    let header = [
+        "Status", "Pipeline", "Driver", "Queue", "Priority", "Active", "Delayed", "Reserved",
+    ]
+    .map(str::to_owned);
+    let rows: Vec<[String; 8]> = stats
+        .stats
+        .iter()
+        .map(|s| {
+            [
+                if s.ready { "ready" } else { "paused" }.to_owned(),
+                s.pipeline.clone(),
+                s.driver.clone(),
+                s.queue.clone(),
+                s.priority.to_string(),
+                s.active.to_string(),
+                s.delayed.to_string(),
+                s.reserved.to_string(),
+            ]
+        })
+        .collect();
+    render_table(&header, &rows)
+}
+
 /// `rr stop [-f]`: SIGTERM to the pid in `.pid`; with `-f` a second one
 /// after 1 s, which makes rr exit at once.
 pub(crate) fn stop(cli: &Cli, force: bool) -> Result<ExitCode> {
@@ -349,6 +435,28 @@ mod tests {
         );
         assert_eq!(relative(-125_000), "2m ago");
         assert_eq!(relative(500), "in 1s");
+    }
+
+    #[test]
+    fn jobs_table_shows_each_pipeline() {
+        let stats = rr_jobs::proto::Stats {
+            stats: vec![rr_jobs::proto::Stat {
+                pipeline: "emails".into(),
+                driver: "memory".into(),
+                queue: "emails".into(),
+                active: 2,
+                delayed: 1,
+                reserved: 0,
+                ready: true,
+                priority: 10,
+            }],
+        };
+        assert_eq!(
+            jobs_table(&stats),
+            "Status | Pipeline | Driver | Queue  | Priority | Active | Delayed | Reserved\n\
+             -------+----------+--------+--------+----------+--------+---------+---------\n\
+             ready  | emails   | memory | emails | 10       | 2      | 1       | 0\n"
+        );
     }
 
     #[test]

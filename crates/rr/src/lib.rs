@@ -108,6 +108,11 @@ enum Command {
         #[command(subcommand)]
         action: Option<SchedulesAction>,
     },
+    /// List, pause or resume the jobs pipelines (over RPC).
+    Jobs {
+        #[command(subcommand)]
+        action: Option<cli::JobsAction>,
+    },
     /// Stop the server whose pid is in `.pid` (see `rr serve -p`).
     Stop {
         /// Send a second SIGTERM after 1 s: rr then exits at once.
@@ -179,6 +184,7 @@ pub fn run_versioned(plugins: Vec<Box<dyn Plugin>>, version: Option<&str>) -> Ex
             Some(SchedulesAction::Pause { name }) => cli::schedules_command(&cli, "Pause", name),
             Some(SchedulesAction::Resume { name }) => cli::schedules_command(&cli, "Resume", name),
         },
+        Command::Jobs { action } => cli::jobs(&cli, action.as_ref()),
         Command::Stop { force } => cli::stop(&cli, *force),
         Command::Build => {
             let spec = if explicit("config") {

@@ -15,6 +15,7 @@ pub fn all() -> Vec<Box<dyn Plugin>> {
         Box::new(rr_ticker::TickerPlugin::default()),
         Box::new(rr_kv::KvPlugin::default()),
         Box::new(rr_http::HttpPlugin::default()),
+        Box::new(rr_jobs::JobsPlugin::default()),
     ]
 }
 

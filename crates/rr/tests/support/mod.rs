@@ -10,6 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of it
 
+pub mod jobs;
 pub mod kv;
 pub mod redis;
 pub mod schedules;

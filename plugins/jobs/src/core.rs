@@ -1,0 +1,365 @@
+//! The pipelines, the queue, and the pollers that run jobs on the pool.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rr_pool::{Payload, Pool};
+use serde_json::{Map, Value};
+
+use crate::driver::{self, Driver, DriverError, PipelineSpec};
+use crate::job::{self, Delivery, Job};
+use crate::proto::{self, Stat};
+use crate::queue::JobQueue;
+use crate::reply::{self, Reply};
+
+/// goridge's raw codec flag: what RoadRunner sets on job payloads.
+pub const CODEC_RAW: u8 = 0x04;
+
+/// Counters behind the `rr_jobs_*` metrics.
+#[derive(Debug, Default)]
+pub struct JobsStats {
+    /// Jobs pushed.
+    pub push_ok: AtomicU64,
+    /// Pushes refused.
+    pub push_err: AtomicU64,
+    /// Jobs done (ack).
+    pub jobs_ok: AtomicU64,
+    /// Jobs failed (nack without requeue, worker errors, bad replies).
+    pub jobs_err: AtomicU64,
+    /// Jobs requeued.
+    pub jobs_requeue: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A pipeline's name and driver.
+type Named = (String, Arc<dyn Driver>);
+
+/// The plugin's state shared by the RPC service and the pollers.
+pub struct Core {
+    queue: Arc<JobQueue>,
+    pipelines: Mutex<BTreeMap<String, Arc<dyn Driver>>>,
+    consume: HashSet<String>,
+    timeout: Duration,
+    globals: BTreeMap<String, Map<String, Value>>,
+    /// The counters.
+    pub stats: JobsStats,
+}
+
+impl Core {
+    /// An empty core with a queue of `capacity`.
+    pub fn new(capacity: usize, consume: &[String], timeout: Duration) -> Core {
+        Core {
+            queue: Arc::new(JobQueue::new(capacity)),
+            pipelines: Mutex::new(BTreeMap::new()),
+            consume: consume.iter().cloned().collect(),
+            timeout,
+            globals: BTreeMap::new(),
+            stats: JobsStats::default(),
+        }
+    }
+
+    /// Sets the drivers' global sections (driver name → section).
+    pub fn with_globals(mut self, globals: BTreeMap<String, Map<String, Value>>) -> Core {
+        self.globals = globals;
+        self
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> &Arc<JobQueue> {
+        &self.queue
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<dyn Driver>>> {
+        self.pipelines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn find(&self, name: &str) -> Option<Arc<dyn Driver>> {
+        self.map().get(name).cloned()
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, DriverError>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("{what}: timeout ({:?})", self.timeout)),
+        }
+    }
+
+    /// Builds pipeline `name` with `driver` and registers it (paused).
+    pub fn add(
+        &self,
+        name: &str,
+        driver: &str,
+        options: Map<String, Value>,
+    ) -> Result<Arc<dyn Driver>, String> {
+        if let Some(existing) = self.find(name) {
+            return Err(format!(
+                "pipeline already exists, name: {name}, driver: {}",
+                existing.kind()
+            ));
+        }
+        let spec = PipelineSpec {
+            name: name.to_owned(),
+            options,
+            global: self.globals.get(driver).cloned().unwrap_or_default(),
+            queue: Arc::clone(&self.queue),
+        };
+        let built = driver::build(driver, spec).ok_or_else(|| {
+            format!(
+                "no such driver: {driver} (pipeline {name}); this build has: {}",
+                driver::DRIVERS.join(", ")
+            )
+        })?;
+        let built = built.map_err(|e| e.to_string())?;
+        self.map().insert(name.to_owned(), Arc::clone(&built));
+        Ok(built)
+    }
+
+    /// Whether `name` is in `consume`.
+    pub fn consumes(&self, name: &str) -> bool {
+        self.consume.contains(name)
+    }
+
+    /// `jobs.Push` for one job.
+    pub async fn push(&self, job: Option<proto::Job>) -> Result<(), String> {
+        let result = self.push_inner(job).await;
+        bump(if result.is_ok() {
+            &self.stats.push_ok
+        } else {
+            &self.stats.push_err
+        });
+        result
+    }
+
+    async fn push_inner(&self, job: Option<proto::Job>) -> Result<(), String> {
+        let job = job.ok_or("job is required")?;
+        if job.id.is_empty() {
+            return Err("empty ID field not allowed".to_owned());
+        }
+        let pipeline = job
+            .options
+            .as_ref()
+            .map(|o| o.pipeline.clone())
+            .unwrap_or_default();
+        let driver = self
+            .find(&pipeline)
+            .ok_or_else(|| format!("no such pipeline, requested: {pipeline}"))?;
+        let job = Job::from_proto(job, driver.priority());
+        let (id, name) = (job.id.clone(), job.name.clone());
+        self.bounded("push", driver.push(job)).await?;
+        tracing::debug!(target: "jobs", id = %id, job = %name, pipeline = %pipeline, driver = driver.kind(), "job was pushed successfully");
+        Ok(())
+    }
+
+    fn each(&self, names: &[String]) -> Result<Vec<Named>, String> {
+        names
+            .iter()
+            .map(|name| {
+                self.find(name)
+                    .map(|d| (name.clone(), d))
+                    .ok_or_else(|| format!("no such pipeline: {name}"))
+            })
+            .collect()
+    }
+
+    /// `jobs.Pause`.
+    pub async fn pause(&self, names: &[String]) -> Result<(), String> {
+        for (name, driver) in self.each(names)? {
+            self.bounded("pause", driver.pause()).await?;
+            tracing::info!(target: "jobs", pipeline = %name, driver = driver.kind(), "pipeline was paused");
+        }
+        Ok(())
+    }
+
+    /// `jobs.Resume` (and starting the `consume` pipelines).
+    pub async fn resume(&self, names: &[String]) -> Result<(), String> {
+        for (name, driver) in self.each(names)? {
+            self.bounded("resume", driver.run()).await?;
+            tracing::info!(target: "jobs", pipeline = %name, driver = driver.kind(), "pipeline was resumed");
+        }
+        Ok(())
+    }
+
+    /// `jobs.List`: every pipeline's name.
+    pub fn list(&self) -> Vec<String> {
+        self.map().keys().cloned().collect()
+    }
+
+    /// `jobs.Declare`: a pipeline from string options.
+    pub async fn declare(&self, mut options: BTreeMap<String, String>) -> Result<(), String> {
+        let name = options
+            .remove("name")
+            .filter(|n| !n.is_empty())
+            .or_else(|| options.get("queue").cloned().filter(|q| !q.is_empty()))
+            .ok_or("pipeline name is required (the `name` key)")?;
+        let driver = options
+            .remove("driver")
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| {
+                format!("no associated driver with the pipeline, pipeline name: {name}")
+            })?;
+        let options = options
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        let built = self.add(&name, &driver, options)?;
+        tracing::info!(target: "jobs", pipeline = %name, driver = %driver, "pipeline was declared");
+        if self.consumes(&name) {
+            self.bounded("run", built.run()).await?;
+        }
+        Ok(())
+    }
+
+    /// `jobs.Destroy`: stops and removes; the destroyed names.
+    pub async fn destroy(&self, names: &[String]) -> Result<Vec<String>, String> {
+        let mut destroyed = Vec::new();
+        for (name, driver) in self.each(names)? {
+            self.map().remove(&name);
+            self.bounded("destroy", driver.stop()).await?;
+            tracing::info!(target: "jobs", pipeline = %name, driver = driver.kind(), "pipeline was destroyed");
+            destroyed.push(name);
+        }
+        Ok(destroyed)
+    }
+
+    /// `jobs.Stat`: every pipeline's state.
+    pub async fn stat(&self) -> Result<Vec<Stat>, String> {
+        let drivers: Vec<_> = self.map().values().cloned().collect();
+        let mut stats = Vec::with_capacity(drivers.len());
+        for driver in drivers {
+            stats.push(self.bounded("stat", driver.state()).await?);
+        }
+        Ok(stats)
+    }
+
+    /// Stops every pipeline (shutdown).
+    pub async fn stop_all(&self) {
+        let drivers: Vec<_> = std::mem::take(&mut *self.map()).into_iter().collect();
+        for (name, driver) in drivers {
+            if let Err(err) = self.bounded("stop", driver.stop()).await {
+                tracing::warn!(target: "jobs", pipeline = %name, error = %err, "pipeline did not stop cleanly");
+            }
+        }
+    }
+
+    /// One poller: runs jobs until the queue closes.
+    pub async fn poll(self: Arc<Self>, pool: Pool) {
+        while let Some(delivery) = self.queue.pop().await {
+            self.execute(&pool, delivery).await;
+        }
+    }
+
+    async fn execute(&self, pool: &Pool, delivery: Delivery) {
+        let Delivery {
+            job,
+            driver,
+            queue,
+            ack,
+        } = delivery;
+        if ack.is_stopped() {
+            tracing::warn!(target: "jobs", id = %job.id, pipeline = %job.pipeline, "the job's pipeline was stopped; the job is dropped");
+            return;
+        }
+        let settle = |result: Result<(), DriverError>, what: &str| {
+            if let Err(err) = result {
+                tracing::error!(target: "jobs", id = %job.id, pipeline = %job.pipeline, error = %err, "job {what} failed");
+            }
+        };
+        if job.auto_ack {
+            settle(ack.ack(&job).await, "auto-ack");
+        }
+        let mut payload = Payload::new(
+            job::context(&job, driver, queue.as_deref()),
+            job.payload.clone(),
+        );
+        payload.codec = CODEC_RAW;
+        tracing::debug!(target: "jobs", id = %job.id, job = %job.name, pipeline = %job.pipeline, driver, "job processing was started");
+        let started = std::time::Instant::now();
+        let reply = pool.exec(&payload).await;
+        let elapsed = started.elapsed();
+        if job.auto_ack {
+            match reply {
+                Ok(_) => {
+                    bump(&self.stats.jobs_ok);
+                    tracing::debug!(target: "jobs", id = %job.id, pipeline = %job.pipeline, elapsed = ?elapsed, auto_ack = true, "job was processed successfully");
+                }
+                Err(err) => {
+                    bump(&self.stats.jobs_err);
+                    tracing::error!(target: "jobs", id = %job.id, job = %job.name, pipeline = %job.pipeline, error = %err, "job failed (auto-acked)");
+                }
+            }
+            return;
+        }
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(err) => {
+                bump(&self.stats.jobs_err);
+                tracing::error!(target: "jobs", id = %job.id, job = %job.name, pipeline = %job.pipeline, error = %err, "job failed, nacked");
+                settle(ack.nack(&job, false, 0).await, "nack");
+                return;
+            }
+        };
+        if reply.body.is_empty() {
+            bump(&self.stats.jobs_ok);
+            tracing::debug!(target: "jobs", id = %job.id, pipeline = %job.pipeline, elapsed = ?elapsed, "job was processed successfully");
+            settle(ack.ack(&job).await, "ack");
+            return;
+        }
+        match reply::parse(&reply.body) {
+            Err(err) => {
+                bump(&self.stats.jobs_err);
+                tracing::error!(target: "jobs", id = %job.id, job = %job.name, pipeline = %job.pipeline, error = %err, "invalid worker reply, the job is nacked");
+                settle(ack.nack(&job, false, 0).await, "nack");
+            }
+            Ok(Reply::Ack) => {
+                bump(&self.stats.jobs_ok);
+                tracing::debug!(target: "jobs", id = %job.id, pipeline = %job.pipeline, elapsed = ?elapsed, "job was processed successfully");
+                settle(ack.ack(&job).await, "ack");
+            }
+            Ok(Reply::Unknown(kind)) => {
+                bump(&self.stats.jobs_ok);
+                tracing::warn!(target: "jobs", id = %job.id, pipeline = %job.pipeline, r#type = kind, "unknown response type, acknowledging the JOB");
+                settle(ack.ack(&job).await, "ack");
+            }
+            Ok(Reply::Failed { message }) => {
+                bump(&self.stats.jobs_err);
+                tracing::error!(target: "jobs", id = %job.id, pipeline = %job.pipeline, reason = %message, "job failed");
+                settle(ack.ack(&job).await, "ack");
+            }
+            Ok(Reply::Nack {
+                message,
+                requeue,
+                delay,
+            }) => {
+                bump(if requeue {
+                    &self.stats.jobs_requeue
+                } else {
+                    &self.stats.jobs_err
+                });
+                tracing::info!(target: "jobs", id = %job.id, pipeline = %job.pipeline, reason = %message, requeue, delay, "job was nacked");
+                settle(ack.nack(&job, requeue, delay).await, "nack");
+            }
+            Ok(Reply::Requeue {
+                message,
+                delay,
+                headers,
+            }) => {
+                bump(&self.stats.jobs_requeue);
+                tracing::info!(target: "jobs", id = %job.id, pipeline = %job.pipeline, reason = %message, delay, "job was requeued");
+                let id = job.id.clone();
+                let pipeline = job.pipeline.clone();
+                if let Err(err) = ack.requeue(job, headers, delay).await {
+                    tracing::error!(target: "jobs", id = %id, pipeline = %pipeline, error = %err, "job requeue failed");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! What a queue driver does for the plugin, and the options every driver
+//! reads from `jobs.pipelines.<name>.config` or a `jobs.Declare` map.
+
+use std::sync::Arc;
+
+use rr_plugin::async_trait;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::job::Job;
+use crate::proto::Stat;
+use crate::queue::JobQueue;
+
+/// A driver failure.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// RoadRunner's text for settling a job of a stopped pipeline.
+    #[error("failed to acknowledge the JOB, the pipeline is probably stopped")]
+    Stopped,
+    /// An option has the wrong type or value.
+    #[error("pipeline {pipeline}: option `{key}`: {message}")]
+    Option {
+        /// The pipeline.
+        pipeline: String,
+        /// The option.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The broker failed.
+    #[error("{0}")]
+    Broker(String),
+}
+
+/// One pipeline's driver.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// The driver's name (`memory`, ...).
+    fn kind(&self) -> &'static str;
+    /// The pipeline's priority (a job's priority when it has none).
+    fn priority(&self) -> i64;
+    /// Adds a job (delivered after `job.delay` seconds).
+    async fn push(&self, job: Job) -> Result<(), DriverError>;
+    /// Starts (or resumes) consuming into the plugin's queue.
+    async fn run(&self) -> Result<(), DriverError>;
+    /// Stops consuming; pushing still works.
+    async fn pause(&self) -> Result<(), DriverError>;
+    /// Stops for good (destroy or shutdown).
+    async fn stop(&self) -> Result<(), DriverError>;
+    /// The pipeline's state for `jobs.Stat`.
+    async fn state(&self) -> Result<Stat, DriverError>;
+}
+
+/// What a driver is built from.
+pub struct PipelineSpec {
+    /// The pipeline's name.
+    pub name: String,
+    /// Its driver options (numbers and booleans may be strings).
+    pub options: Map<String, Value>,
+    /// The driver's global section (`beanstalk: {addr, timeout}`), if any.
+    pub global: Map<String, Value>,
+    /// The plugin's queue.
+    pub queue: Arc<JobQueue>,
+}
+
+impl PipelineSpec {
+    fn error(&self, key: &str, message: impl Into<String>) -> DriverError {
+        DriverError::Option {
+            pipeline: self.name.clone(),
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// An integer option (a number or a numeric string), or `default`.
+    pub fn int(&self, key: &str, default: i64) -> Result<i64, DriverError> {
+        match self.options.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .ok_or_else(|| self.error(key, format!("{n} is not an integer"))),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(default),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse()
+                .map_err(|_| self.error(key, format!("{s:?} is not an integer"))),
+            Some(other) => Err(self.error(key, format!("{other} is not an integer"))),
+        }
+    }
+
+    /// A boolean option (`true`/`false`, also as strings), or `default`.
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool, DriverError> {
+        match self.options.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(Value::String(s)) => match s.trim() {
+                "" => Ok(default),
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(self.error(key, format!("{s:?} is not a boolean"))),
+            },
+            Some(other) => Err(self.error(key, format!("{other} is not a boolean"))),
+        }
+    }
+
+    /// A duration option in whole seconds (at least 1): a number of
+    /// seconds, or a Go duration (`1s`, `500ms` rounds up), or `default`.
+    pub fn seconds(&self, key: &str, default: u64) -> Result<u64, DriverError> {
+        match self.options.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Number(_)) => Ok(self.int(key, 0)?.max(1).unsigned_abs()),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(default),
+            Some(Value::String(s)) if s.trim().chars().all(|c| c.is_ascii_digit()) => {
+                Ok(self.int(key, 0)?.max(1).unsigned_abs())
+            }
+            Some(Value::String(s)) => {
+                let d = rr_config::duration::parse_go_duration(s.trim())
+                    .ok()
+                    .and_then(|d| d.to_std())
+                    .ok_or_else(|| self.error(key, format!("{s:?} is not a duration")))?;
+                Ok(d.as_secs_f64().ceil().max(1.0) as u64)
+            }
+            Some(other) => Err(self.error(key, format!("{other} is not a duration"))),
+        }
+    }
+
+    /// A string option, or `default`.
+    pub fn string(&self, key: &str, default: &str) -> Result<String, DriverError> {
+        match self.options.get(key) {
+            None | Some(Value::Null) => Ok(default.to_owned()),
+            Some(Value::String(s)) if s.is_empty() => Ok(default.to_owned()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) => Ok(n.to_string()),
+            Some(other) => Err(self.error(key, format!("{other} is not a string"))),
+        }
+    }
+}
+
+/// The drivers this build knows.
+pub const DRIVERS: &[&str] = &["memory", "beanstalk"];
+
+/// Builds the driver `kind` for `spec`; `None` for an unknown driver.
+pub fn build(kind: &str, spec: PipelineSpec) -> Option<Result<Arc<dyn Driver>, DriverError>> {
+    match kind {
+        "memory" => Some(crate::memory::MemoryDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
+        "beanstalk" => {
+            Some(crate::beanstalk::BeanstalkDriver::new(spec).map(|d| d as Arc<dyn Driver>))
+        }
+        _ => None,
+    }
+}
