@@ -369,8 +369,8 @@ fn a_pipeline_without_driver_is_named() {
 #[test]
 fn beanstalk_pipelines_on_a_real_beanstalkd() {
     require_php!();
-    require_beanstalkd!();
-    let broker = support::jobs::Beanstalkd::start();
+    require_service!("beanstalkd");
+    let broker = support::service::beanstalkd();
     let dir = support::temp_dir();
     let state = dir.path().join("state");
     std::fs::create_dir(&state).expect("state dir");
@@ -415,7 +415,7 @@ fn beanstalk_pipelines_on_a_real_beanstalkd() {
     ok(rr.wait_for(jobs_log("job was nacked", "bn"), EVENTUALLY));
 
     // A message another producer put: consume_all takes it.
-    let put = broker.raw("use rr-test\r\nput 0 0 10 5\r\nhello\r\n", "INSERTED");
+    let put = broker.exchange("use rr-test\r\nput 0 0 10 5\r\nhello\r\n", "INSERTED");
     assert!(put.contains("INSERTED"), "{put}");
     let foreign = ok(rr.wait_for(
         |l| {
@@ -481,7 +481,7 @@ fn beanstalk_pipelines_on_a_real_beanstalkd() {
 
     // Every job was settled: nothing is left ready, reserved or delayed
     // (an empty tube nobody watches is gone altogether).
-    let stats = broker.raw("stats-tube rr-test\r\n", "current-jobs-buried|NOT_FOUND");
+    let stats = broker.exchange("stats-tube rr-test\r\n", "current-jobs-buried|NOT_FOUND");
     if stats.starts_with("NOT_FOUND") {
         return;
     }

@@ -9,8 +9,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::kv::MemcachedServer;
-use support::redis::RedisServer;
 use support::{free_tcp_port, ok, php_script, rpc_section, Line, RrProcess, START};
 
 /// Bound for the PHP client's whole run (its own waits are ≤ 10 s each).
@@ -87,11 +85,11 @@ fn assert_passed(output: &Output, rr: &RrProcess, checks: usize) {
 #[test]
 fn php_client_drives_every_driver_and_the_durable_one_survives_a_restart() {
     require_php!();
-    require_redis!();
-    require_memcached!();
+    require_service!("redis-server");
+    require_service!("memcached");
     let dir = support::temp_dir();
-    let redis = RedisServer::start(dir.path());
-    let memcached = MemcachedServer::start();
+    let redis = support::service::redis(dir.path());
+    let memcached = support::service::memcached();
     let port = free_tcp_port();
     let yaml = config(port, &redis.addr(), &memcached.addr());
     let address = format!("tcp://127.0.0.1:{port}");

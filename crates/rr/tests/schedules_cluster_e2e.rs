@@ -8,13 +8,13 @@ mod support;
 use std::collections::BTreeMap;
 
 use nix::sys::signal::Signal;
-use support::redis::RedisServer;
 use support::schedules::{planned_of, runs};
+use support::service::Service;
 use support::{now_ms, ok, php_command, Line, RrProcess, EVENTUALLY, START};
 
 const PERIOD_MS: i64 = 200;
 
-fn yaml(redis: &RedisServer) -> String {
+fn yaml(redis: &Service) -> String {
     format!(
         "version: \"3\"\nserver:\n  command: {}\nticker:\n  cluster:\n    redis:\n      addrs: [\"{}\"]\n    prefix: rr-test\n  pool:\n    num_workers: 1\n    allocate_timeout: 5s\n    destroy_timeout: 5s\n  schedules:\n    beat:\n      every: {PERIOD_MS}ms\n",
         php_command("schedule.php"),
@@ -33,9 +33,9 @@ fn dealt_with(line: &Line) -> bool {
 #[test]
 fn two_instances_run_each_planned_time_once_and_one_takes_over() {
     require_php!();
-    require_redis!();
+    require_service!("redis-server");
     let dir = support::temp_dir();
-    let redis = RedisServer::start(dir.path());
+    let redis = support::service::redis(dir.path());
     let (dir_a, dir_b) = (support::temp_dir(), support::temp_dir());
     let mut a = RrProcess::start(dir_a.path(), &yaml(&redis));
     let mut b = RrProcess::start(dir_b.path(), &yaml(&redis));

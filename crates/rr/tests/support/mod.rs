@@ -11,9 +11,8 @@
 #![allow(dead_code)] // each test binary uses a different part of it
 
 pub mod jobs;
-pub mod kv;
-pub mod redis;
 pub mod schedules;
+pub mod service;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
