@@ -32,6 +32,7 @@ pub mod container;
 pub mod error;
 pub mod management;
 pub mod plugin;
+pub mod pool_hooks;
 pub mod server;
 
 pub use async_trait::async_trait;

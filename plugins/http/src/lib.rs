@@ -36,10 +36,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rr_plugin::{
-    async_trait, Health, InitContext, MetricFamily, Plugin, PluginError, ServeContext, ServiceKey,
-    Status, WorkerServer,
+    async_trait, pool_hooks, Health, InitContext, MetricFamily, Plugin, PluginError, ServeContext,
+    ServiceKey, Status, WorkerServer,
 };
-use rr_pool::{Pool, WorkerInfo, WorkerStatus};
+use rr_pool::{Pool, WorkerInfo};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -69,11 +69,6 @@ impl HttpPlugin {
 
     fn pool(&self) -> Option<Pool> {
         self.lock().as_ref().map(|r| r.pool.clone())
-    }
-
-    fn running_pool(&self) -> Result<Pool, PluginError> {
-        self.pool()
-            .ok_or_else(|| PluginError::other("http is not running"))
     }
 }
 
@@ -227,14 +222,12 @@ impl Plugin for HttpPlugin {
     }
 
     async fn reset(&self) -> Result<(), PluginError> {
-        let pool = self.running_pool()?;
-        let timeout = pool.config().reset_timeout.max(Duration::from_secs(1));
-        tokio::time::timeout(timeout, pool.reset())
-            .await
-            .map_err(|_| {
-                PluginError::other(format!("http reset did not finish within {timeout:?}"))
-            })??;
-        Ok(())
+        // RoadRunner bounds a reset by the pool's `reset_timeout`.
+        let limit = self
+            .pool()
+            .map_or(Duration::from_secs(60), |p| p.config().reset_timeout)
+            .max(Duration::from_secs(1));
+        pool_hooks::reset(self.name(), self.pool(), limit).await
     }
 
     fn workers(&self) -> Option<Vec<WorkerInfo>> {
@@ -242,27 +235,19 @@ impl Plugin for HttpPlugin {
     }
 
     async fn add_worker(&self) -> Result<(), PluginError> {
-        Ok(self.running_pool()?.add_worker().await?)
+        pool_hooks::add_worker(self.name(), self.pool()).await
     }
 
     async fn remove_worker(&self) -> Result<bool, PluginError> {
-        Ok(self.running_pool()?.remove_worker().await?)
+        pool_hooks::remove_worker(self.name(), self.pool()).await
     }
 
-    /// 200 while a worker is ready or working (RoadRunner's `Status()`).
     async fn health(&self) -> Option<Health> {
-        let workers = self.pool().map(|p| p.workers()).unwrap_or_default();
-        Some(Health::from_bool(workers.iter().any(|w| {
-            matches!(w.status, WorkerStatus::Ready | WorkerStatus::Working)
-        })))
+        Some(pool_hooks::health(self.pool().as_ref()))
     }
 
-    /// 200 while a worker is ready (RoadRunner's `Ready()`).
     async fn ready(&self) -> Option<Health> {
-        let workers = self.pool().map(|p| p.workers()).unwrap_or_default();
-        Some(Health::from_bool(
-            workers.iter().any(|w| w.status == WorkerStatus::Ready),
-        ))
+        Some(pool_hooks::ready(self.pool().as_ref()))
     }
 
     fn metrics(&self) -> Vec<MetricFamily> {

@@ -33,14 +33,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rr_plugin::{
-    async_trait, Health, InitContext, MetricFamily, MetricKind, Plugin, PluginError, RpcRegistry,
-    ServeContext, ServiceKey, Status, WorkerServer,
+    async_trait, pool_hooks, Health, InitContext, MetricFamily, MetricKind, Plugin, PluginError,
+    RpcRegistry, ServeContext, ServiceKey, Status, WorkerServer,
 };
-use rr_pool::{Pool, WorkerInfo, WorkerStatus};
+use rr_pool::{Pool, WorkerInfo};
 use tokio::task::JoinHandle;
 
 pub use crate::config::JobsConfig;
 pub use crate::core::Core;
+
+/// How long `rr reset jobs` may take.
+const RESET_LIMIT: Duration = Duration::from_secs(60);
 
 struct Running {
     pool: Pool,
@@ -64,11 +67,6 @@ impl JobsPlugin {
 
     fn pool(&self) -> Option<Pool> {
         self.lock().as_ref().map(|r| r.pool.clone())
-    }
-
-    fn running_pool(&self) -> Result<Pool, PluginError> {
-        self.pool()
-            .ok_or_else(|| PluginError::other("jobs is not running"))
     }
 }
 
@@ -209,11 +207,7 @@ impl Plugin for JobsPlugin {
     }
 
     async fn reset(&self) -> Result<(), PluginError> {
-        let pool = self.running_pool()?;
-        tokio::time::timeout(Duration::from_secs(60), pool.reset())
-            .await
-            .map_err(|_| PluginError::other("jobs reset did not finish within 60s"))??;
-        Ok(())
+        pool_hooks::reset(self.name(), self.pool(), RESET_LIMIT).await
     }
 
     fn workers(&self) -> Option<Vec<WorkerInfo>> {
@@ -221,25 +215,19 @@ impl Plugin for JobsPlugin {
     }
 
     async fn add_worker(&self) -> Result<(), PluginError> {
-        Ok(self.running_pool()?.add_worker().await?)
+        pool_hooks::add_worker(self.name(), self.pool()).await
     }
 
     async fn remove_worker(&self) -> Result<bool, PluginError> {
-        Ok(self.running_pool()?.remove_worker().await?)
+        pool_hooks::remove_worker(self.name(), self.pool()).await
     }
 
-    /// Healthy while a worker is ready or working.
     async fn health(&self) -> Option<Health> {
-        let workers = self.pool().map(|p| p.workers()).unwrap_or_default();
-        Some(Health::from_bool(!workers.is_empty()))
+        Some(pool_hooks::health(self.pool().as_ref()))
     }
 
-    /// Ready while a worker is idle.
     async fn ready(&self) -> Option<Health> {
-        let workers = self.pool().map(|p| p.workers()).unwrap_or_default();
-        Some(Health::from_bool(
-            workers.iter().any(|w| w.status == WorkerStatus::Ready),
-        ))
+        Some(pool_hooks::ready(self.pool().as_ref()))
     }
 
     fn metrics(&self) -> Vec<MetricFamily> {

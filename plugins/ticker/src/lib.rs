@@ -41,10 +41,10 @@ use std::time::Duration;
 
 use rr_config::duration::non_negative;
 use rr_plugin::{
-    async_trait, Health, HistogramSample, InitContext, MetricFamily, MetricKind, Plugin,
-    PluginError, RpcRegistry, ServeContext, ServiceKey, Status, WorkerServer,
+    async_trait, pool_hooks, Health, HistogramSample, InitContext, MetricFamily, MetricKind,
+    Plugin, PluginError, RpcRegistry, ServeContext, ServiceKey, Status, WorkerServer,
 };
-use rr_pool::{Payload, Pool, PoolConfig, WorkerInfo, WorkerStatus};
+use rr_pool::{Payload, Pool, PoolConfig, WorkerInfo};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -52,6 +52,9 @@ use tokio::task::JoinHandle;
 pub use runner::ScheduleStats;
 pub use schedule::{Tick, TickerStats};
 pub use schedules::{Schedule, ScheduleConfig};
+
+/// RoadRunner's ticker bounds its reset by 10 s.
+const RESET_LIMIT: Duration = Duration::from_secs(10);
 
 /// The interval used when `ticker.interval` is absent or zero.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -398,14 +401,7 @@ impl Plugin for TickerPlugin {
     }
 
     async fn reset(&self) -> Result<(), PluginError> {
-        let pool = self
-            .pool()
-            .ok_or_else(|| PluginError::other("ticker is not running"))?;
-        // RoadRunner's ticker bounds its reset by 10 s.
-        tokio::time::timeout(Duration::from_secs(10), pool.reset())
-            .await
-            .map_err(|_| PluginError::other("ticker reset did not finish within 10s"))??;
-        Ok(())
+        pool_hooks::reset(self.name(), self.pool(), RESET_LIMIT).await
     }
 
     fn workers(&self) -> Option<Vec<WorkerInfo>> {
@@ -413,31 +409,19 @@ impl Plugin for TickerPlugin {
     }
 
     async fn add_worker(&self) -> Result<(), PluginError> {
-        let pool = self
-            .pool()
-            .ok_or_else(|| PluginError::other("ticker is not running"))?;
-        Ok(pool.add_worker().await?)
+        pool_hooks::add_worker(self.name(), self.pool()).await
     }
 
     async fn remove_worker(&self) -> Result<bool, PluginError> {
-        let pool = self
-            .pool()
-            .ok_or_else(|| PluginError::other("ticker is not running"))?;
-        Ok(pool.remove_worker().await?)
+        pool_hooks::remove_worker(self.name(), self.pool()).await
     }
 
-    /// Healthy while the pool has a live worker.
     async fn health(&self) -> Option<Health> {
-        let workers = self.pool().map(|p| p.workers()).unwrap_or_default();
-        Some(Health::from_bool(!workers.is_empty()))
+        Some(pool_hooks::health(self.pool().as_ref()))
     }
 
-    /// Ready while a worker is idle, so the next tick can start on time.
     async fn ready(&self) -> Option<Health> {
-        let workers = self.pool().map(|p| p.workers()).unwrap_or_default();
-        Some(Health::from_bool(
-            workers.iter().any(|w| w.status == WorkerStatus::Ready),
-        ))
+        Some(pool_hooks::ready(self.pool().as_ref()))
     }
 
     fn metrics(&self) -> Vec<MetricFamily> {
@@ -576,6 +560,7 @@ impl TickerPlugin {
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
 
     fn section(yaml: &str) -> Result<TickerConfig, rr_config::ConfigError> {
