@@ -560,7 +560,6 @@ impl TickerPlugin {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
 
     fn section(yaml: &str) -> Result<TickerConfig, rr_config::ConfigError> {
