@@ -67,6 +67,10 @@ struct PoolInner {
     /// Idle workers, one queue per lane.
     idle: Vec<Mutex<VecDeque<Worker>>>,
     idle_ready: Notify,
+    /// Callers waiting for a free worker. While any wait, a newcomer queues
+    /// behind them instead of taking the worker freed for them, so no
+    /// caller starves under load (the tail latency of a busy pool).
+    waiting: AtomicUsize,
     all: Mutex<HashMap<u32, Arc<WorkerShared>>>,
     /// Bumped by each reset; workers of an older generation leave when released.
     generation: AtomicU64,
@@ -171,6 +175,7 @@ impl Pool {
             spawner,
             idle: (0..lanes).map(|_| Mutex::new(VecDeque::new())).collect(),
             idle_ready: Notify::new(),
+            waiting: AtomicUsize::new(0),
             all: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             destroyed: AtomicBool::new(false),
@@ -689,8 +694,8 @@ impl PoolInner {
     /// `wait` (quietly) when the caller sets its own bound.
     async fn take_worker(self: &Arc<Self>, wait: Option<Duration>) -> Result<Leased, ExecError> {
         let lane = self.here();
-        // Fast path: a worker is free, no need to queue as a waiter.
-        if !self.destroyed.load(Ordering::Acquire) {
+        // Fast path: a worker is free and nobody waits for one.
+        if !self.destroyed.load(Ordering::Acquire) && self.waiting.load(Ordering::Acquire) == 0 {
             if let Some(worker) = self.pop_idle(lane) {
                 return Ok(Leased::new(worker, Arc::clone(self)));
             }
@@ -699,6 +704,10 @@ impl PoolInner {
             w.min(self.config.allocate_timeout)
         });
         let deadline = Instant::now() + limit;
+        let _queued = Waiting::enter(&self.waiting);
+        // Behind other waiters, a newcomer waits for its turn (a wake-up)
+        // rather than looking at once.
+        let mut my_turn = self.waiting.load(Ordering::Acquire) == 1;
         loop {
             let ready = self.idle_ready.notified();
             tokio::pin!(ready);
@@ -708,9 +717,12 @@ impl PoolInner {
             if self.destroyed.load(Ordering::Acquire) {
                 return Err(ExecError::Stopped);
             }
-            if let Some(worker) = self.pop_idle(lane) {
-                return Ok(Leased::new(worker, Arc::clone(self)));
+            if my_turn {
+                if let Some(worker) = self.pop_idle(lane) {
+                    return Ok(Leased::new(worker, Arc::clone(self)));
+                }
             }
+            my_turn = true;
             if tokio::time::timeout_at(deadline, ready).await.is_err() {
                 if let Some(worker) = self.pop_idle(lane) {
                     return Ok(Leased::new(worker, Arc::clone(self)));
@@ -916,5 +928,21 @@ async fn watch_pool(inner: Arc<PoolInner>, mut exits: mpsc::UnboundedReceiver<Ar
             _ = ticker.tick(), if watch_tick.is_some() => inner.supervise(),
             Some(_) = replacing.join_next(), if !replacing.is_empty() => {}
         }
+    }
+}
+
+/// Counts a caller among the pool's waiters for as long as it lives.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
