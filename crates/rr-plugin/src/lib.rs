@@ -38,6 +38,7 @@ pub mod server;
 pub use async_trait::async_trait;
 pub use container::Container;
 pub use error::{ContainerError, PluginError};
+pub use management::{is_loopback_address, warn_if_exposed};
 pub use management::{
     AtomicHistogram, Health, HistogramSample, Labels, MetricFamily, MetricKind, PluginDirectory,
     RpcRegistry, RpcService,

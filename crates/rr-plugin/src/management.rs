@@ -200,3 +200,54 @@ mod tests {
         assert!((sample.sum - 0.5055).abs() < 1e-6);
     }
 }
+
+/// Whether a listen address (`host:port`) stays on this machine: a loopback
+/// IP or `localhost`. An empty host or `0.0.0.0` means every interface.
+pub fn is_loopback_address(address: &str) -> bool {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Warns when a management endpoint (RPC, status, metrics) listens beyond
+/// loopback: they have no authentication, so whoever reaches the port can
+/// use them (RPC can reset workers and read every schedule, job and key).
+pub fn warn_if_exposed(plugin: &str, key: &str, address: &str) {
+    if !is_loopback_address(address) {
+        tracing::warn!(
+            target: "rr",
+            plugin,
+            address,
+            "`{key}` is reachable from other machines and has no authentication; bind it to 127.0.0.1 (the default) or firewall it"
+        );
+    }
+}
+
+#[cfg(test)]
+mod exposure_tests {
+    use super::is_loopback_address;
+
+    #[test]
+    fn only_loopback_addresses_count_as_local() {
+        for local in [
+            "127.0.0.1:6001",
+            "localhost:2112",
+            "[::1]:2114",
+            "127.1.2.3:80",
+        ] {
+            assert!(is_loopback_address(local), "{local}");
+        }
+        for exposed in [
+            "0.0.0.0:6001",
+            ":6001",
+            "10.0.0.5:2112",
+            "[::]:2114",
+            "example.com:80",
+        ] {
+            assert!(!is_loopback_address(exposed), "{exposed}");
+        }
+    }
+}

@@ -403,3 +403,31 @@ fn rpc_port_survives_garbage() {
     rr.check(rr.count(tick_failed) == 0, "no tick may fail");
     rr.stop_cleanly();
 }
+
+/// RPC binds loopback by default and says nothing; bound to every
+/// interface, it warns that it has no authentication.
+#[test]
+fn an_rpc_listener_beyond_loopback_is_warned_about() {
+    require_php!();
+    let exposed = |line: &Line| {
+        line.is("rr", "`rpc.listen` is reachable from other machines and has no authentication; bind it to 127.0.0.1 (the default) or firewall it")
+    };
+    let dir = support::temp_dir();
+    let (mut rr, _) = start_with_rpc(dir.path(), &[]);
+    rr.stop_cleanly();
+    rr.check(
+        !rr.lines().iter().any(exposed),
+        "no warning for a loopback listener",
+    );
+
+    let dir = support::temp_dir();
+    let port = free_tcp_port();
+    let rpc = format!("rpc:\n  listen: tcp://0.0.0.0:{port}\n");
+    let yaml = Yaml {
+        top_extra: &rpc,
+        ..Yaml::default()
+    };
+    let mut rr = RrProcess::start(dir.path(), &yaml.render());
+    ok(rr.wait_for(exposed, START));
+    rr.stop_cleanly();
+}

@@ -327,6 +327,7 @@ impl Plugin for MetricsPlugin {
         *self.server.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(http::HttpServer::start(listener, handler));
         tracing::info!(target: "metrics", address = %local, "metrics listening");
+        rr_plugin::warn_if_exposed("metrics", "metrics.address", &local);
         Ok(())
     }
 

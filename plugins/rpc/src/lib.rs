@@ -168,6 +168,9 @@ impl Plugin for RpcPlugin {
             .await
             .map_err(|e| PluginError::other(format!("rpc: cannot listen on {addr}: {e}")))?;
         tracing::info!(target: "rpc", address = %addr, "RPC plugin started");
+        if let listen::ListenAddr::Tcp(tcp) = &addr {
+            rr_plugin::warn_if_exposed("rpc", "rpc.listen", tcp);
+        }
         let registry = Arc::clone(&self.registry);
         let accept = tokio::spawn(server::accept_loop(listener, registry));
         *self.lock() = Some(Running { accept, addr });

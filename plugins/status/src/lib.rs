@@ -253,6 +253,7 @@ impl Plugin for StatusPlugin {
         *self.server.lock().unwrap_or_else(|p| p.into_inner()) =
             Some(http::HttpServer::start(listener, handler));
         tracing::info!(target: "status", address = %local, "status probes listening");
+        rr_plugin::warn_if_exposed("status", "status.address", &local);
         Ok(())
     }
 
