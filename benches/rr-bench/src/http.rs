@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::model::HttpCell;
+use crate::server::free_port;
 
 /// The endpoints measured: hello world and a 4 KiB JSON document.
 pub const ENDPOINTS: [&str; 2] = ["/hello", "/json"];
@@ -247,12 +248,6 @@ fn wait_listening(port: u16, limit: Duration) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn which(tool: &str) -> Result<PathBuf> {

@@ -333,7 +333,7 @@ fn go_duration(d: Duration) -> String {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("bind 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
