@@ -148,7 +148,11 @@ impl StateStore {
             version: VERSION,
             schedules: self.lock().clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        // A failure here must not write an empty file over a good one.
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| StateError::Write {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
         let mut temporary = self.path.clone().into_os_string();
         temporary.push(".tmp");
         let temporary = PathBuf::from(temporary);
