@@ -607,8 +607,7 @@ where
                 true
             }
             Admit::Skip => {
-                bump(&self.stats.skipped, 1);
-                tracing::debug!(target: "ticker", schedule = %self.name(), planned = unix_ms(planned), "schedule run skipped: the previous run is still in flight");
+                self.skipped(planned, "the previous run is still in flight");
                 false
             }
             Admit::Queue => {
@@ -933,7 +932,15 @@ mod tests {
     use std::sync::Mutex;
     use tokio::time::Instant;
 
-    fn every(ms: u64, overlap: Overlap) -> ScheduleSpec {
+    /// The test timeline's start.
+    pub(super) fn origin() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .expect("date")
+            .with_timezone(&Utc)
+    }
+
+    /// A schedule `job` every `ms`, with `overlap` and nothing else set.
+    pub(super) fn every(ms: u64, overlap: Overlap) -> ScheduleSpec {
         ScheduleSpec {
             name: Arc::from("job"),
             timing: Timing::Every(Duration::from_millis(ms)),
@@ -955,9 +962,7 @@ mod tests {
         work: Duration,
         total: Duration,
     ) -> (Vec<(i64, i64, bool)>, Arc<ScheduleStats>) {
-        let origin = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .expect("date")
-            .with_timezone(&Utc);
+        let origin = origin();
         let timeline = Timeline::starting_at(origin);
         let stats = Arc::new(ScheduleStats::default());
         let seen: Seen = Arc::default();
@@ -1198,9 +1203,7 @@ mod tests {
     /// A controlled loop of `spec` on a paused clock from the origin; each
     /// run takes `work` and records its planned ms.
     fn controlled(spec: ScheduleSpec, work: Duration) -> Controlled {
-        let origin = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .expect("date")
-            .with_timezone(&Utc);
+        let origin = origin();
         let stats = Arc::new(ScheduleStats::default());
         let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
         let (control, commands) = mpsc::unbounded_channel();
@@ -1363,11 +1366,7 @@ mod recovery_tests {
     /// (planned ms, fence) of each completed run.
     type Completed = Vec<(i64, Option<u64>)>;
 
-    fn origin() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .expect("date")
-            .with_timezone(&Utc)
-    }
+    use super::tests::origin;
 
     fn ms(t: i64) -> DateTime<Utc> {
         origin() + chrono::Duration::milliseconds(t)
@@ -1375,14 +1374,8 @@ mod recovery_tests {
 
     fn every(ms: u64, catch_up: CatchUp) -> ScheduleSpec {
         ScheduleSpec {
-            name: Arc::from("job"),
-            timing: Timing::Every(Duration::from_millis(ms)),
-            overlap: Overlap::Skip,
-            jitter: Duration::ZERO,
-            timeout: None,
-            run_on_start: false,
             catch_up,
-            align_to_epoch: false,
+            ..super::tests::every(ms, Overlap::Skip)
         }
     }
 
@@ -1563,14 +1556,8 @@ mod alignment_tests {
     #[test]
     fn a_cluster_every_lands_on_multiples_of_its_period_since_the_epoch() {
         let spec = ScheduleSpec {
-            name: Arc::from("job"),
-            timing: Timing::Every(Duration::from_millis(200)),
-            overlap: Overlap::Skip,
-            jitter: Duration::ZERO,
-            timeout: None,
-            run_on_start: false,
-            catch_up: CatchUp::None,
             align_to_epoch: true,
+            ..super::tests::every(200, Overlap::Skip)
         };
         let now = DateTime::from_timestamp_millis(1_795_451_873_848).expect("time");
         let first = first_planned(&spec, now).expect("planned");
