@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target for a bounded time (default 60 s each, or the
-# first argument in seconds) from the corpus kept in fuzz/corpus. Not part of
-# the test command: it needs a nightly toolchain and cargo-fuzz
-# (`rustup toolchain install nightly`, `cargo install cargo-fuzz`).
+# first argument in seconds) from the corpus kept in fuzz/corpus. The test
+# command (scripts/test.sh) runs it for a minute per target. It needs a
+# nightly toolchain and cargo-fuzz, and installs them when missing.
 # The kept corpus is read only; new inputs go to a temp dir (add the useful
 # ones to fuzz/corpus by hand). Crashes land in fuzz/artifacts/<target> and
 # fail the run.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 seconds="${1:-60}"
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "fuzz: installing the nightly toolchain (cargo-fuzz needs it)..." >&2
+    rustup toolchain install nightly --profile minimal >/dev/null
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "fuzz: installing cargo-fuzz..." >&2
+    cargo install cargo-fuzz --version 0.13.2 --locked >/dev/null
+fi
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 for target in $(cargo +nightly fuzz list); do
