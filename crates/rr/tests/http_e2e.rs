@@ -975,3 +975,163 @@ http:
     assert_eq!(r.status, 200);
     rr.stop_cleanly();
 }
+
+/// A minimal rr with the echo worker on `port`, uploads into `uploads`, and
+/// h2c on, for the limit and upload-safety tests below.
+fn echo_server(dir: &Path, port: u16, uploads: &Path) -> RrProcess {
+    let yaml = format!(
+        r#"version: "3"
+server:
+  command: {command}
+http:
+  address: 127.0.0.1:{port}
+  uploads:
+    dir: {uploads}
+  http2:
+    h2c: true
+  pool:
+    num_workers: 1
+    allocate_timeout: 5s
+    destroy_timeout: 5s
+"#,
+        command = php_command("http_echo.php"),
+        uploads = uploads.display(),
+    );
+    let mut rr = RrProcess::start(dir, &yaml);
+    started(&mut rr);
+    rr
+}
+
+/// Request headers are limited like RoadRunner's (Go's 1 MiB plus 4 KiB),
+/// on HTTP/1 and HTTP/2 alike: 600 KiB of headers reach PHP over HTTP/1.1
+/// (hyper alone stops near 408 KiB) and 60 KiB over HTTP/2 (hyper alone
+/// stops at 16 KiB; curl sends no header block over 64 KiB), 1.1 MiB get
+/// 431 before any worker sees them (sent raw: curl refuses headers that
+/// large itself), and the server goes on.
+#[test]
+fn request_headers_are_limited_like_roadrunner() {
+    require_php!();
+    require_curl!();
+    let dir = support::temp_dir();
+    let d = dir.path();
+    let uploads = d.join("uploads");
+    std::fs::create_dir_all(&uploads).expect("mkdir");
+    let port = free_tcp_port();
+    let mut rr = echo_server(d, port, &uploads);
+    let url = format!("http://127.0.0.1:{port}/headers");
+    let header_file = |name: &str, bytes: usize| {
+        let path = d.join(name);
+        std::fs::write(&path, format!("X-Big: {}\r\n", "a".repeat(bytes))).expect("write");
+        format!("@{}", path.display())
+    };
+    let h1_allowed = header_file("h1-allowed", 600 * 1024);
+    let h2_allowed = header_file("h2-allowed", 60 * 1024);
+
+    let r = curl(d, &[&url, "-H", &h1_allowed]);
+    assert_eq!(r.status, 200, "HTTP/1.1, 600 KiB of headers");
+    let sent = r.json()["headers"]["X-Big"][0].as_str().map(str::len);
+    assert_eq!(sent, Some(600 * 1024));
+    let r = curl(d, &[&url, "--http2-prior-knowledge", "-H", &h2_allowed]);
+    assert_eq!(
+        (r.status, r.version.as_str()),
+        (200, "2"),
+        "HTTP/2, 60 KiB of headers"
+    );
+    let sent = r.json()["headers"]["X-Big"][0].as_str().map(str::len);
+    assert_eq!(sent, Some(60 * 1024));
+
+    let reached_php =
+        |rr: &RrProcess| rr.count(|l| l.message().is_some_and(|m| m.starts_with("REQUEST")));
+    let before = reached_php(&rr);
+    let status = raw_status_line(port, &format!("X-Big: {}\r\n", "a".repeat(1100 * 1024)));
+    assert!(
+        status.contains(" 431 "),
+        "HTTP/1.1, 1.1 MiB of headers: {status:?}"
+    );
+    assert_eq!(reached_php(&rr), before, "{}", rr.recent());
+
+    let r = curl(d, &[&url]);
+    assert_eq!(r.status, 200, "the server goes on");
+    rr.stop_cleanly();
+}
+
+/// Sends `GET /headers` with `headers` over a plain connection and returns
+/// the reply's status line. The server may close before it has read all of
+/// it, so a failed write is not an error here.
+fn raw_status_line(port: u16, headers: &str) -> String {
+    use std::io::{BufRead, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let request = format!("GET /headers HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+    let _ = (&stream).write_all(request.as_bytes());
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+    line
+}
+
+/// An upload's client-side name never chooses where it lands: names with
+/// `..`, absolute paths, and the name of a file already in the uploads
+/// directory all go to fresh temp files there, nothing is overwritten, and
+/// the temp files are gone after the request.
+#[test]
+fn upload_names_never_choose_or_overwrite_a_file() {
+    require_php!();
+    require_curl!();
+    let dir = support::temp_dir();
+    let d = dir.path();
+    let uploads = d.join("uploads");
+    std::fs::create_dir_all(&uploads).expect("mkdir");
+    let victim = uploads.join("victim.txt");
+    std::fs::write(&victim, "keep me\n").expect("write");
+    let outside = d.join("outside.txt");
+    std::fs::write(&outside, "keep me too\n").expect("write");
+    let port = free_tcp_port();
+    let mut rr = echo_server(d, port, &uploads);
+
+    let payload = d.join("payload.txt");
+    std::fs::write(&payload, "attacker\n").expect("write");
+    let names = [
+        "victim.txt".to_owned(),
+        "../outside.txt".to_owned(),
+        outside.display().to_string(),
+        "..%2Foutside.txt".to_owned(),
+    ];
+    let mut args = vec![format!("http://127.0.0.1:{port}/upload")];
+    for (i, name) in names.iter().enumerate() {
+        args.push("-F".to_owned());
+        args.push(format!("f{i}=@{};filename={name}", payload.display()));
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = curl(d, &args);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    for i in 0..names.len() {
+        let leaf = &j["uploads"][format!("f{i}")];
+        assert_eq!(leaf["error"], 0, "{leaf}");
+        let tmp = PathBuf::from(leaf["tmpName"].as_str().expect("tmpName"));
+        assert_eq!(tmp.parent(), Some(uploads.as_path()), "{leaf}");
+        assert_ne!(tmp, victim, "{leaf}");
+        assert_eq!(leaf["actualSize"], 9, "{leaf}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "keep me\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&outside).expect("outside"),
+        "keep me too\n"
+    );
+    let left: Vec<_> = std::fs::read_dir(&uploads)
+        .expect("read uploads")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("victim.txt")],
+        "temp files left"
+    );
+    rr.stop_cleanly();
+}

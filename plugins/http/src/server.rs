@@ -29,6 +29,11 @@ use crate::static_files::{self, StaticFiles};
 
 /// RoadRunner's read/write/read-header timeouts are 5 minutes.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// The most request-header bytes a client may send, on HTTP/1 and HTTP/2
+/// alike: Go's `http.DefaultMaxHeaderBytes` (1 MiB) plus the 4 KiB slack its
+/// server adds, which is what RoadRunner enforces. More gets 431 (HTTP/1)
+/// or a refused stream (HTTP/2) before any worker sees the request.
+pub const MAX_HEADER_BYTES: usize = (1 << 20) + 4096;
 /// Bound for a TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `stop` lets in-flight requests finish.
@@ -353,10 +358,12 @@ fn builder(proto: Proto, max_streams: u32) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
+        .max_buf_size(MAX_HEADER_BYTES)
         .header_read_timeout(HEADER_READ_TIMEOUT);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
         .max_concurrent_streams(max_streams);
     match proto {
         Proto::H1 => builder.http1_only(),
