@@ -11,6 +11,8 @@
  *   invalid             reply with a body that is not JSON
  *   empty               reply with an empty body (= ack)
  *   crash               exit(1) without replying
+ *   crash_once          exit(1) without replying unless rr redelivered it after a worker failure
+ *                       (header x-rr-worker-failures); then ack
  *   error               $worker->error("boom")
  *   push                push the job described by the payload JSON {pipeline,name,payload} over RPC, then ack
  *   slow                sleep `payload` ms, then ack
@@ -90,6 +92,13 @@ while ($task = $consumer->waitTask()) {
         case 'crash':
             $log("CRASH id={$task->id} pid=$pid");
             exit(1);
+        case 'crash_once':
+            if (!$task->hasHeader('x-rr-worker-failures')) {
+                $log("CRASH id={$task->id} pid=$pid");
+                exit(1);
+            }
+            $task->ack();
+            break;
         case 'error':
             $consumer->getWorker()->error('boom');
             break;

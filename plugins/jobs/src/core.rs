@@ -14,6 +14,15 @@ use crate::proto::{self, Stat};
 use crate::queue::JobQueue;
 use crate::reply::{self, Reply};
 
+/// The header counting how often a job's worker died (or no worker was
+/// free) before it answered.
+pub const WORKER_FAILURES_HEADER: &str = "x-rr-worker-failures";
+/// Worker failures after which a job is nacked instead of requeued, so a
+/// job that kills every worker it meets cannot loop for ever.
+pub const MAX_WORKER_FAILURES: u32 = 5;
+/// Seconds a job waits after a worker failure before it is delivered again.
+const WORKER_FAILURE_DELAY: i64 = 1;
+
 /// goridge's raw codec flag: what RoadRunner sets on job payloads.
 pub const CODEC_RAW: u8 = 0x04;
 
@@ -301,9 +310,23 @@ impl Core {
         let reply = match reply {
             Ok(reply) => reply,
             Err(err) => {
-                bump(&self.stats.jobs_err);
-                tracing::error!(target: "jobs", id = %job.id, job = %job.name, pipeline = %job.pipeline, error = %err, "job failed, nacked");
-                settle(ack.nack(&job, false, 0).await, "nack");
+                match retry_after_failure(&job, &err) {
+                    Some(headers) => {
+                        bump(&self.stats.jobs_requeue);
+                        tracing::warn!(target: "jobs", id = %job.id, job = %job.name, pipeline = %job.pipeline, error = %err, delay = WORKER_FAILURE_DELAY, "the job never got an answer from a worker; requeued");
+                        let (id, pipeline) = (job.id.clone(), job.pipeline.clone());
+                        if let Err(requeue) = ack.requeue(job, headers, WORKER_FAILURE_DELAY).await
+                        {
+                            bump(&self.stats.jobs_err);
+                            tracing::error!(target: "jobs", id = %id, pipeline = %pipeline, error = %requeue, "job requeue failed");
+                        }
+                    }
+                    None => {
+                        bump(&self.stats.jobs_err);
+                        tracing::error!(target: "jobs", id = %job.id, job = %job.name, pipeline = %job.pipeline, error = %err, "job failed, nacked");
+                        settle(ack.nack(&job, false, 0).await, "nack");
+                    }
+                }
                 return;
             }
         };
@@ -361,5 +384,108 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+/// The headers to requeue `job` with after `err`, or `None` to nack it.
+///
+/// A job whose worker died or broke the protocol mid-run, or that found no
+/// free worker (or a stopping pool), was never answered: dropping it would lose an accepted job,
+/// so it is requeued (at-least-once), counting the failures in
+/// [`WORKER_FAILURES_HEADER`] up to [`MAX_WORKER_FAILURES`]. A worker's
+/// error reply and an `exec_ttl` overrun are answers about the job itself
+/// and nack it, as RoadRunner does.
+fn retry_after_failure(job: &Job, err: &rr_pool::ExecError) -> Option<proto::Headers> {
+    use rr_pool::ExecError;
+    let unanswered = matches!(
+        err,
+        ExecError::Protocol { .. }
+            | ExecError::NoFreeWorkers(_)
+            | ExecError::QueueFull
+            | ExecError::Stopped
+            | ExecError::StopLoop(_)
+    );
+    if !unanswered {
+        return None;
+    }
+    let failures = job
+        .headers
+        .get(WORKER_FAILURES_HEADER)
+        .and_then(|values| values.first())
+        .and_then(|value| value.parse::<u32>().ok())
+        .unwrap_or(0)
+        + 1;
+    if failures > MAX_WORKER_FAILURES {
+        return None;
+    }
+    let mut headers = proto::Headers::new();
+    headers.insert(
+        WORKER_FAILURES_HEADER.to_owned(),
+        vec![failures.to_string()],
+    );
+    Some(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rr_pool::ExecError;
+
+    fn job_with_failures(failures: Option<&str>) -> Job {
+        let mut headers = proto::Headers::new();
+        if let Some(n) = failures {
+            headers.insert(WORKER_FAILURES_HEADER.to_owned(), vec![n.to_owned()]);
+        }
+        Job {
+            id: "1".to_owned(),
+            name: "j".to_owned(),
+            payload: bytes::Bytes::new(),
+            headers,
+            pipeline: "p".to_owned(),
+            priority: 10,
+            delay: 0,
+            auto_ack: false,
+        }
+    }
+
+    fn failures(headers: &proto::Headers) -> &str {
+        &headers[WORKER_FAILURES_HEADER][0]
+    }
+
+    #[test]
+    fn an_unanswered_job_is_requeued_with_its_failures_counted() {
+        let busy = ExecError::NoFreeWorkers(Duration::from_secs(1));
+        let headers = retry_after_failure(&job_with_failures(None), &busy).expect("requeued");
+        assert_eq!(failures(&headers), "1");
+        let headers = retry_after_failure(&job_with_failures(Some("3")), &ExecError::Stopped)
+            .expect("requeued");
+        assert_eq!(failures(&headers), "4");
+        // A mangled counter starts again rather than failing the job.
+        let headers = retry_after_failure(&job_with_failures(Some("x")), &busy).expect("requeued");
+        assert_eq!(failures(&headers), "1");
+    }
+
+    #[test]
+    fn a_job_that_keeps_killing_workers_is_nacked_in_the_end() {
+        let busy = ExecError::QueueFull;
+        let last = MAX_WORKER_FAILURES - 1;
+        assert!(retry_after_failure(&job_with_failures(Some(&last.to_string())), &busy).is_some());
+        let spent = MAX_WORKER_FAILURES.to_string();
+        assert!(retry_after_failure(&job_with_failures(Some(&spent)), &busy).is_none());
+    }
+
+    #[test]
+    fn answers_about_the_job_itself_nack_it() {
+        let job = job_with_failures(None);
+        let error_reply = ExecError::Worker {
+            pid: 1,
+            message: "boom".to_owned(),
+        };
+        assert!(retry_after_failure(&job, &error_reply).is_none());
+        let too_slow = ExecError::ExecTtl {
+            pid: 1,
+            ttl: Duration::from_secs(1),
+        };
+        assert!(retry_after_failure(&job, &too_slow).is_none());
     }
 }
