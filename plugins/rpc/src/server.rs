@@ -78,6 +78,17 @@ where
         let frame = match reader.read_frame().await {
             Ok(frame) => frame,
             Err(FrameError::Closed) => return,
+            // A client that went away between requests (a killed worker)
+            // is not a protocol fault.
+            Err(FrameError::Io(err))
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                tracing::debug!(target: "rpc", error = %err, "RPC client went away");
+                return;
+            }
             Err(err) => {
                 // The stream cannot be resynchronised after a bad header.
                 tracing::warn!(target: "rpc", error = %err, "closing RPC connection after an unreadable frame");
