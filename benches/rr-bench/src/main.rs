@@ -12,6 +12,7 @@ mod http;
 mod model;
 mod report;
 mod server;
+mod soak;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,7 +26,8 @@ struct Args {
     /// The rr binary to measure (build it with `cargo build --release -p rr`).
     #[arg(long, default_value = "target/release/rr")]
     rr: PathBuf,
-    /// Only these sections (repeatable); all by default.
+    /// Only these sections (repeatable); all but `soak` by default. `soak`
+    /// writes RELIABILITY.md instead of BENCHMARKS.md.
     #[arg(long, value_enum)]
     only: Vec<Section>,
     /// Short windows, for a smoke run (numbers are noisier).
@@ -40,6 +42,12 @@ struct Args {
     /// PHP workers of each HTTP server (rr's pool, php-fpm's static children).
     #[arg(long, default_value_t = 4)]
     http_workers: usize,
+    /// Length of the soak's load phase, seconds.
+    #[arg(long, default_value_t = 600)]
+    soak_seconds: u64,
+    /// Where the soak's report goes.
+    #[arg(long, default_value = "RELIABILITY.md")]
+    soak_out: PathBuf,
     /// Length of the schedule drift run (`every: 100ms`), seconds.
     #[arg(long, default_value_t = 60)]
     drift_seconds: u64,
@@ -59,11 +67,14 @@ enum Section {
     Lateness,
     Drift,
     Http,
+    /// Minutes of mixed load with resets and kills (not in the default run).
+    Soak,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let wanted = |s: Section| args.only.is_empty() || args.only.contains(&s);
+    let wanted =
+        |s: Section| args.only.contains(&s) || (args.only.is_empty() && s != Section::Soak);
     let repo = std::env::current_dir()?;
     let echo = repo.join("tests/php/echo.php");
     anyhow::ensure!(
@@ -73,6 +84,22 @@ fn main() -> Result<()> {
     );
     let roadrunner = std::env::var_os("RR_BENCH_ROADRUNNER").map(PathBuf::from);
     let started = Instant::now();
+    if args.only == [Section::Soak] {
+        let rr = std::path::absolute(&args.rr)?;
+        let result = soak::run(&rr, &repo, args.soak_seconds).context("soak")?;
+        soak::write(&result, &args.soak_out, started.elapsed())?;
+        println!("wrote {}", args.soak_out.display());
+        anyhow::ensure!(
+            result.unexpected() == 0,
+            "the soak saw {} unexpected errors",
+            result.unexpected()
+        );
+        return Ok(());
+    }
+    anyhow::ensure!(
+        !args.only.contains(&Section::Soak),
+        "run the soak on its own: --only soak"
+    );
     let mut report = model::Report::default();
 
     if wanted(Section::Exec) {

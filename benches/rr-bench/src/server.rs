@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::model::{self, Drift, Lateness, Memory, Startup};
 
 /// Bound for a server to start its workers (64 PHP processes on 2 busy cores).
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound for a graceful stop after SIGTERM before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound for the process to be reaped after SIGKILL.
@@ -31,7 +31,7 @@ const TAIL: usize = 40;
 /// Ticks at the start of the lateness run that are not counted.
 const WARM_UP: Duration = Duration::from_millis(500);
 /// The message rr logs once every plugin serves (all workers ready).
-const RR_STARTED: &str = "rr server started";
+pub(crate) const RR_STARTED: &str = "rr server started";
 /// Part of the message RoadRunner's http plugin logs once its pool is up.
 const RR_GO_HTTP_STARTED: &str = "http server was started";
 
@@ -319,7 +319,7 @@ fn roadrunner_yaml(echo: &Path, port: u16, workers: usize) -> String {
 }
 
 /// `php <script>` as a YAML double-quoted scalar (JSON strings are YAML).
-fn php_command(echo: &Path) -> String {
+pub(crate) fn php_command(echo: &Path) -> String {
     Value::String(format!("php {}", echo.display())).to_string()
 }
 
@@ -352,10 +352,10 @@ fn median(samples: &mut [f64]) -> f64 {
 }
 
 /// One stderr line of the server, with the moment it arrived.
-struct LogLine {
-    at: Instant,
-    text: String,
-    fields: Map<String, Value>,
+pub(crate) struct LogLine {
+    pub(crate) at: Instant,
+    pub(crate) text: String,
+    pub(crate) fields: Map<String, Value>,
 }
 
 impl LogLine {
@@ -368,19 +368,19 @@ impl LogLine {
     }
 
     /// The message (`msg`); empty for a line that is not a JSON log line.
-    fn msg(&self) -> &str {
+    pub(crate) fn msg(&self) -> &str {
         self.fields.get("msg").and_then(Value::as_str).unwrap_or("")
     }
 
-    fn u64(&self, key: &str) -> Option<u64> {
+    pub(crate) fn u64(&self, key: &str) -> Option<u64> {
         self.fields.get(key).and_then(Value::as_u64)
     }
 }
 
 /// One running server process, its log, and its temp dir.
-struct Server {
+pub(crate) struct Server {
     name: &'static str,
-    pid: u32,
+    pub(crate) pid: u32,
     /// Just before the spawn.
     spawned: Instant,
     lines: Receiver<LogLine>,
@@ -396,7 +396,7 @@ struct Server {
 
 impl Server {
     /// Writes `yaml` to a fresh temp dir and runs `<binary> serve` there.
-    fn spawn(name: &'static str, binary: &Path, yaml: &str) -> Result<Server> {
+    pub(crate) fn spawn(name: &'static str, binary: &Path, yaml: &str) -> Result<Server> {
         let dir = tempfile::Builder::new()
             .prefix("rr-bench-")
             .tempdir()
@@ -459,6 +459,11 @@ impl Server {
         })
     }
 
+    /// The server's temp dir (its working directory and config's home).
+    pub(crate) fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     fn remember(&mut self, line: &LogLine) {
         if self.tail.len() == TAIL {
             self.tail.pop_front();
@@ -491,7 +496,7 @@ impl Server {
     }
 
     /// Waits for the first line that matches, up to `timeout`.
-    fn wait_for(
+    pub(crate) fn wait_for(
         &mut self,
         what: &str,
         timeout: Duration,
@@ -522,7 +527,11 @@ impl Server {
     }
 
     /// Hands every line to `each` until `until`; the server must stay up.
-    fn pump_until(&mut self, until: Instant, mut each: impl FnMut(&LogLine)) -> Result<()> {
+    pub(crate) fn pump_until(
+        &mut self,
+        until: Instant,
+        mut each: impl FnMut(&LogLine),
+    ) -> Result<()> {
         loop {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -574,7 +583,7 @@ impl Server {
 
     /// SIGTERM, a bounded wait, SIGKILL if needed; then kills any worker
     /// still alive. Idempotent.
-    fn stop(&mut self) -> Result<()> {
+    pub(crate) fn stop(&mut self) -> Result<()> {
         if self.stopped {
             return Ok(());
         }
@@ -633,7 +642,7 @@ impl Drop for Server {
 }
 
 /// Sends a signal with kill(1) (the crate allows no unsafe code for libc).
-fn signal(pid: u32, name: &str) {
+pub(crate) fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill")
         .arg(format!("-{name}"))
         .arg(pid.to_string())
@@ -643,7 +652,7 @@ fn signal(pid: u32, name: &str) {
 }
 
 /// VmRSS of a process, KiB.
-fn rss_kib(pid: u32) -> Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("read /proc/{pid}/status"))?;
     status
@@ -664,7 +673,7 @@ fn stat(pid: u32) -> Option<(u32, char)> {
 }
 
 /// Live child processes of `parent`, from a scan of /proc.
-fn children(parent: u32) -> Vec<u32> {
+pub(crate) fn children(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -675,7 +684,7 @@ fn children(parent: u32) -> Vec<u32> {
 }
 
 /// Whether `pid` is a live (not zombie) PHP process.
-fn is_php(pid: u32) -> bool {
+pub(crate) fn is_php(pid: u32) -> bool {
     let alive = matches!(stat(pid), Some((_, state)) if state != 'Z' && state != 'X');
     alive
         && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmd| {
