@@ -26,13 +26,21 @@ fn tool_available(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// One rr with a single worker (so "the same worker" is certain).
+/// One rr with a single worker (so "the same worker" is certain) running
+/// `tests/php/http_stream.php`.
 fn start_rr(dir: &Path, stream_timeout: &str) -> (RrProcess, u16) {
+    start_worker(dir, "http_stream.php", stream_timeout, "")
+}
+
+/// One rr with a single worker running `script`; `env` is the
+/// `server.env` section's body, if any.
+fn start_worker(dir: &Path, script: &str, stream_timeout: &str, env: &str) -> (RrProcess, u16) {
     let port = free_tcp_port();
     let yaml = format!(
         r#"version: "3"
 server:
   command: {command}
+{env}
 http:
   address: 127.0.0.1:{port}
   http2:
@@ -43,7 +51,7 @@ http:
     destroy_timeout: 5s
     stream_timeout: {stream_timeout}
 "#,
-        command = php_command("http_stream.php"),
+        command = php_command(script),
     );
     let mut rr = RrProcess::start(dir, &yaml);
     ok(rr.wait_for_line(|l| l.is("rr", "rr server started"), START));
@@ -149,7 +157,23 @@ fn chunks_reach_the_client_while_the_worker_streams() {
     }
     let dir = support::temp_dir();
     let (mut rr, port) = start_rr(dir.path(), "5s");
-    let fifo = dir.path().join("gate");
+    gated_then_hints(&mut rr, port, dir.path());
+
+    // A generator that throws ends the stream after what it sent.
+    let mut failed = Streaming::get(port, "/fail");
+    failed.read_to_end(Duration::from_secs(10));
+    assert_eq!(dechunk(&failed.text()), "partial\n");
+
+    // The one worker served all of it.
+    let (status, _) = ok(support::http_get(port, "/pid"));
+    assert_eq!(status, 200);
+    assert_eq!(rr.count(support::event("READY")), 1, "{}", rr.recent());
+}
+
+/// `/gated` (the first chunk is read before the worker may go on), then
+/// `/hints` over HTTP/1.1 and, with curl, HTTP/2.
+fn gated_then_hints(rr: &mut RrProcess, port: u16, dir: &Path) {
+    let fifo = dir.join("gate");
     let made = Command::new("mkfifo")
         .arg(&fifo)
         .status()
@@ -215,16 +239,6 @@ fn chunks_reach_the_client_while_the_worker_streams() {
         assert!(text.starts_with("HTTP/2 201"), "{text}");
         assert!(text.ends_with("\r\n\r\nabc"), "{text}");
     }
-
-    // A generator that throws ends the stream after what it sent.
-    let mut failed = Streaming::get(port, "/fail");
-    failed.read_to_end(Duration::from_secs(10));
-    assert_eq!(dechunk(&failed.text()), "partial\n");
-
-    // The one worker served all of it.
-    let (status, _) = ok(support::http_get(port, "/pid"));
-    assert_eq!(status, 200);
-    assert_eq!(rr.count(support::event("READY")), 1, "{}", rr.recent());
 }
 
 /// A client that goes away mid-stream: rr sends the worker a stream stop,
@@ -235,8 +249,13 @@ fn a_client_that_goes_away_stops_the_stream_and_the_worker_serves_again() {
     require_php!();
     let dir = support::temp_dir();
     let (mut rr, port) = start_rr(dir.path(), "10s");
-    let pid = rr.first_pid("READY");
+    client_goes_away(&mut rr, port);
+}
 
+/// `/endless`, abandoned after its first bytes: the worker reports the
+/// stop and its pid answers the next request.
+fn client_goes_away(rr: &mut RrProcess, port: u16) {
+    let pid = rr.first_pid("READY");
     let mut answer = Streaming::get(port, "/endless");
     answer.read_until("eeee", Duration::from_secs(10));
     answer.abandon();
@@ -285,4 +304,41 @@ fn a_worker_that_ignores_the_stop_is_killed_after_stream_timeout() {
     let (status, body) = ok(support::http_get(port, "/pid"));
     assert_eq!(status, 200);
     assert_eq!(body, fresh.to_string());
+}
+
+/// Where the official PHP packages are: `RR_OFFICIAL_HTTP_AUTOLOAD`, else
+/// the autoloader of a local `/work/compat` install. They are never part of
+/// this repository.
+fn official_autoload() -> Option<std::path::PathBuf> {
+    std::env::var_os("RR_OFFICIAL_HTTP_AUTOLOAD")
+        .map(std::path::PathBuf::from)
+        .or_else(|| Some("/work/compat/vendor-http/autoload.php".into()))
+        .filter(|path| path.is_file())
+}
+
+/// The same streams from roadrunner-php/http's `HttpWorker` with a Generator
+/// body: incremental chunks, 103 then a stream, and a client that goes away
+/// (the official worker on pipes pings every fifth chunk and learns of the
+/// stop around its pings, so PING/PONG is exercised too).
+#[test]
+fn the_official_php_packages_stream_and_stop_too() {
+    require_php!();
+    let Some(autoload) = official_autoload() else {
+        eprintln!("SKIPPED: set RR_OFFICIAL_HTTP_AUTOLOAD to the autoload.php of roadrunner-php/http >= 3.5");
+        return;
+    };
+    if !tool_available("mkfifo") {
+        eprintln!("SKIPPED: mkfifo is not on PATH");
+        return;
+    }
+    let dir = support::temp_dir();
+    let env = format!(
+        "  env:\n    RR_OFFICIAL_HTTP_AUTOLOAD: {}",
+        autoload.display()
+    );
+    let (mut rr, port) = start_worker(dir.path(), "http_stream_official.php", "10s", &env);
+    let ready = ok(rr.wait_for(support::event("READY"), START));
+    assert!(ready.text.contains("lib=official"), "{}", ready.text);
+    gated_then_hints(&mut rr, port, dir.path());
+    client_goes_away(&mut rr, port);
 }
