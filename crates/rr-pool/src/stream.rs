@@ -38,6 +38,12 @@ pub struct ReplyStream {
 }
 
 impl ReplyStream {
+    /// A stream fed by `frames` instead of a worker, for consumers' tests
+    /// (the pool builds the real ones). `pid` is what [`ReplyStream::pid`] says.
+    pub fn from_channel(pid: u32, frames: mpsc::Receiver<Result<Payload, ExecError>>) -> Self {
+        ReplyStream { pid, frames }
+    }
+
     /// The process id of the worker that streams.
     pub fn pid(&self) -> u32 {
         self.pid

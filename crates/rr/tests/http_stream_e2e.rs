@@ -67,12 +67,16 @@ struct Streaming {
 
 impl Streaming {
     fn get(port: u16, target: &str) -> Streaming {
+        Streaming::request(port, "GET", target)
+    }
+
+    fn request(port: u16, method: &str, target: &str) -> Streaming {
         let address = SocketAddr::from(([127, 0, 0, 1], port));
         let mut socket =
             TcpStream::connect_timeout(&address, Duration::from_secs(10)).expect("connect to rr");
         write!(
             socket,
-            "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
         )
         .expect("send the request");
         Streaming {
@@ -163,6 +167,18 @@ fn chunks_reach_the_client_while_the_worker_streams() {
     let mut failed = Streaming::get(port, "/fail");
     failed.read_to_end(Duration::from_secs(10));
     assert_eq!(dechunk(&failed.text()), "partial\n");
+
+    // HEAD gets the streamed head without a body; the worker's stream is
+    // stopped (nothing will read it) and the worker serves on.
+    let mut head = Streaming::request(port, "HEAD", "/endless");
+    head.read_to_end(Duration::from_secs(10));
+    let text = head.text();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "a body came with HEAD: {text:?}"
+    );
+    ok(rr.wait_for(support::event("STREAM_STOPPED"), EVENTUALLY));
 
     // The one worker served all of it.
     let (status, _) = ok(support::http_get(port, "/pid"));

@@ -388,6 +388,79 @@ mod tests {
         assert_eq!(body(response).await, "");
     }
 
+    fn streamed(
+        frames: Vec<Result<Payload, ExecError>>,
+    ) -> (ReplyStream, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let feeding = tokio::spawn(async move {
+            for frame in frames {
+                if sender.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        (ReplyStream::from_channel(1, receiver), feeding)
+    }
+
+    fn head(status: i64, headers: Vec<(&str, &str)>) -> Vec<u8> {
+        proto::Response {
+            status,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), vec![v.as_bytes().to_vec()]))
+                .collect(),
+        }
+        .encode()
+    }
+
+    #[tokio::test]
+    async fn a_stream_skips_hints_takes_the_first_final_head_and_every_body() {
+        let first = reply(head(103, vec![("Link", "</a.css>")]), "", 0x80);
+        let (rest, _feeding) = streamed(vec![
+            Ok(reply(
+                head(201, vec![("X-A", "1"), ("Content-Length", "3")]),
+                "one ",
+                0x80,
+            )),
+            Ok(reply(head(500, vec![("X-B", "2")]), "", 0x80)),
+            Ok(reply(head(500, vec![("X-B", "2")]), "two", 0x80)),
+        ]);
+        let response = from_stream(first, rest, 500, ()).await;
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["x-a"], "1");
+        assert!(response.headers().get("link").is_none());
+        assert!(response.headers().get("x-b").is_none());
+        assert!(response.headers().get("content-length").is_none());
+        assert_eq!(body(response).await, "one two");
+    }
+
+    #[tokio::test]
+    async fn a_stream_failing_before_its_status_gives_the_error_code() {
+        let first = reply(head(103, vec![]), "", 0x80);
+        let (rest, _feeding) = streamed(vec![Err(ExecError::Worker {
+            pid: 1,
+            message: "boom".into(),
+        })]);
+        let response = from_stream(first, rest, 502, ()).await;
+        assert_eq!(response.status(), 502);
+        assert_eq!(body(response).await, "");
+    }
+
+    #[tokio::test]
+    async fn a_stream_failing_after_its_head_fails_the_body() {
+        let first = reply(head(200, vec![]), "partial", 0x80);
+        let (rest, _feeding) = streamed(vec![Err(ExecError::Worker {
+            pid: 1,
+            message: "boom".into(),
+        })]);
+        let response = from_stream(first, rest, 500, ()).await;
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let chunk = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(chunk.into_data().expect("data"), "partial");
+        assert!(body.frame().await.expect("a frame").is_err());
+    }
+
     #[tokio::test]
     async fn exec_errors_hide_their_text_unless_debug() {
         let error = ExecError::Worker {
