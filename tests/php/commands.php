@@ -12,6 +12,10 @@
  *                 first); the pool re-sends the payload to another worker, which replies
  *   stop-always   always ask to be stopped (the pool must give up after a few tries)
  *   crash         exit(1) without replying
+ *   stream:N      reply as a stream: N frames "chunk I" with the STREAM flag, then a last frame "done"
+ *   stream-until-stop  stream "chunk I" frames until the server sends a stream stop, then end the
+ *                 stream with an empty frame (at most 100000 frames; the last one says "never stopped")
+ *   stream-forever  stream "tick" frames every 10 ms and never look for a stream stop
  * Anything else is echoed back. The context is always echoed back.
  */
 
@@ -53,6 +57,27 @@ while ($payload = $worker->waitPayload()) {
             break;
         case 'crash':
             exit(1);
+        case 'stream':
+            for ($i = 0; $i < (int) $argument; $i++) {
+                $worker->respond(new Payload("chunk $i", $payload->header, false));
+            }
+            $worker->respond(new Payload('done', $payload->header));
+            break;
+        case 'stream-until-stop':
+            for ($i = 0; $i < 100000; $i++) {
+                if ($worker->receivedStreamStop()) {
+                    $worker->respond(new Payload(''));
+                    break 2;
+                }
+                $worker->respond(new Payload("chunk $i", $payload->header, false));
+            }
+            $worker->respond(new Payload('never stopped', $payload->header));
+            break;
+        case 'stream-forever':
+            while (true) {
+                $worker->respond(new Payload('tick', $payload->header, false));
+                usleep(10_000);
+            }
         default:
             $worker->respond(new Payload($payload->body, $payload->header));
     }

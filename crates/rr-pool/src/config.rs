@@ -40,7 +40,9 @@ pub struct PoolConfig {
     /// worker to exit after the stop frame.
     #[serde(deserialize_with = "non_negative")]
     pub destroy_timeout: Duration,
-    /// Bound for draining a cancelled stream (kept for config compatibility).
+    /// Bound for a worker to end a streamed reply after the server asked it
+    /// to stop (the client went away); past it the worker is killed. 0 means
+    /// the default, as in RoadRunner.
     #[serde(deserialize_with = "non_negative")]
     pub stream_timeout: Duration,
     /// Limits checked periodically; absent means no supervision.
@@ -65,6 +67,15 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
+    /// `stream_timeout`, with 0 read as the 60 s default.
+    pub fn effective_stream_timeout(&self) -> Duration {
+        if self.stream_timeout.is_zero() {
+            Duration::from_secs(60)
+        } else {
+            self.stream_timeout
+        }
+    }
+
     /// The number of workers to start: `num_workers`, or the CPU count when it is 0.
     pub fn effective_num_workers(&self) -> u64 {
         if self.num_workers == 0 {

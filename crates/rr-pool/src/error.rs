@@ -120,6 +120,13 @@ pub enum ExecError {
         #[source]
         source: ProtocolError,
     },
+    /// The worker sent `$worker->stop()` in the middle of a streamed reply;
+    /// it leaves, and the part already streamed cannot be taken back.
+    #[error("worker pid {pid} asked to stop in the middle of a streamed reply")]
+    StopInStream {
+        /// The worker's process id.
+        pid: u32,
+    },
     /// Worker after worker asked to stop instead of answering this payload.
     #[error("{0} workers in a row asked to stop instead of answering this payload; giving up")]
     StopLoop(u32),

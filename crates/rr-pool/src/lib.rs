@@ -4,7 +4,8 @@
 //! the PID handshake over their [`Relay`], and executes [`Payload`]s on them
 //! one at a time per worker, with RoadRunner's limits: `max_jobs`,
 //! `allocate_timeout`, `max_queue_size`, and the supervisor's `ttl`,
-//! `idle_ttl`, `max_worker_memory` and `exec_ttl`.
+//! `idle_ttl`, `max_worker_memory` and `exec_ttl`. [`Pool::exec_stream`]
+//! also takes streamed replies, bounded by `stream_timeout` once stopped.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod pool;
 pub mod protocol;
 pub mod relay;
 pub mod status;
+pub mod stream;
 pub mod worker;
 
 pub use config::{PoolConfig, SupervisorConfig};
@@ -24,4 +26,5 @@ pub use payload::Payload;
 pub use pool::{Pool, WorkerInfo};
 pub use relay::{RelayAddress, RelayAddressError, SocketRelay};
 pub use status::WorkerStatus;
+pub use stream::{ReplyStream, Streamed};
 pub use worker::{Relay, WorkerCommand};

@@ -22,9 +22,10 @@ use crate::config::{PoolConfig, MAX_WORKERS, RECYCLE_STOP_TIMEOUT};
 use crate::error::{ExecError, PoolError};
 use crate::lanes::{current_lane, Lanes};
 use crate::payload::Payload;
-use crate::protocol::Reply;
+use crate::protocol::{ProtocolError, Reply};
 use crate::status::WorkerStatus;
-use crate::worker::{Relay, Spawner, Worker, WorkerCommand, WorkerShared};
+use crate::stream::{ReplyStream, Streamed, STREAM_BUFFER};
+use crate::worker::{Relay, Spawner, StreamRead, Worker, WorkerCommand, WorkerShared};
 
 /// Workers in a row that may ask to stop instead of answering one payload.
 const MAX_STOP_REQUESTS: u32 = 10;
@@ -211,8 +212,24 @@ impl Pool {
     /// fails only this exec; a worker that breaks the protocol, dies, or runs
     /// past `exec_ttl` is killed and replaced, and this exec fails. A worker
     /// that asks to stop is replaced and the payload goes to another worker.
+    ///
+    /// A streamed reply (goridge `STREAM` flag) is a protocol error here:
+    /// only callers that use [`Pool::exec_stream`] take streams.
     pub async fn exec(&self, payload: &Payload) -> Result<Payload, ExecError> {
-        self.exec_waiting(payload, None).await
+        self.exec_waiting(payload, None, false)
+            .await
+            .map(|streamed| streamed.first)
+    }
+
+    /// [`Pool::exec`] for callers that take streamed replies (HTTP).
+    ///
+    /// Returns the first frame of the reply and, when it carried the
+    /// `STREAM` flag, a [`ReplyStream`] of the frames that follow. The
+    /// worker stays leased until its last frame; dropping the stream early
+    /// stops the worker's stream (see [`ReplyStream`]). Between two frames
+    /// `exec_ttl` applies to each wait.
+    pub async fn exec_stream(&self, payload: &Payload) -> Result<Streamed, ExecError> {
+        self.exec_waiting(payload, None, true).await
     }
 
     /// [`Pool::exec`], waiting at most `wait` (capped by `allocate_timeout`)
@@ -225,14 +242,17 @@ impl Pool {
         payload: &Payload,
         wait: Duration,
     ) -> Result<Payload, ExecError> {
-        self.exec_waiting(payload, Some(wait)).await
+        self.exec_waiting(payload, Some(wait), false)
+            .await
+            .map(|streamed| streamed.first)
     }
 
     async fn exec_waiting(
         &self,
         payload: &Payload,
         wait: Option<Duration>,
-    ) -> Result<Payload, ExecError> {
+        streaming: bool,
+    ) -> Result<Streamed, ExecError> {
         if payload.is_empty() {
             return Err(ExecError::EmptyPayload);
         }
@@ -246,7 +266,7 @@ impl Pool {
                 inner.take_worker(wait).await?
             };
             let lane = leased.lane();
-            let attempt = on_lane(lane, leased.execute(payload.clone()))
+            let attempt = on_lane(lane, leased.execute(payload.clone(), streaming))
                 .await
                 .unwrap_or(Attempt::Done(Err(ExecError::Stopped)));
             match attempt {
@@ -470,8 +490,8 @@ impl Drop for InsideGuard<'_> {
 
 /// The outcome of one attempt at an exec.
 enum Attempt {
-    /// The exec is over, with this result.
-    Done(Result<Payload, ExecError>),
+    /// The exec is over (or, for a stream, its first frame is in), with this result.
+    Done(Result<Streamed, ExecError>),
     /// The worker asked to stop; try another.
     WorkerStopped,
 }
@@ -498,8 +518,10 @@ impl Leased {
     }
 
     /// Runs the round trip (bounded by `exec_ttl`) and gives the worker back
-    /// or recycles it. Runs on the worker's lane.
-    async fn execute(mut self, payload: Payload) -> Attempt {
+    /// or recycles it. Runs on the worker's lane. With `streaming`, a
+    /// streamed first frame hands the worker to a task that forwards the
+    /// rest of the stream.
+    async fn execute(mut self, payload: Payload, streaming: bool) -> Attempt {
         let Some(worker) = self.worker.as_mut() else {
             return Attempt::Done(Err(ExecError::Stopped));
         };
@@ -520,7 +542,28 @@ impl Leased {
         match round_trip {
             Ok(Reply::Response(reply)) => {
                 self.give_back();
-                Attempt::Done(Ok(reply))
+                Attempt::Done(Ok(Streamed {
+                    first: reply,
+                    rest: None,
+                }))
+            }
+            Ok(Reply::Streamed(first)) if streaming => {
+                let (sender, frames) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+                let lane = self.lane();
+                spawn_on_lane(lane, forward_stream(self, sender));
+                Attempt::Done(Ok(Streamed {
+                    first,
+                    rest: Some(ReplyStream { pid, frames }),
+                }))
+            }
+            Ok(Reply::Streamed(_)) => {
+                worker.shared.set_status(WorkerStatus::Errored);
+                tracing::error!(target: "server", pid, pool = %pool.name, "worker sent a streamed reply to a plugin that does not take streams; it is killed and replaced");
+                self.lose();
+                Attempt::Done(Err(ExecError::Protocol {
+                    pid,
+                    source: ProtocolError::Stream,
+                }))
             }
             Ok(Reply::SoftError(message)) => {
                 tracing::warn!(target: "server", pid, pool = %pool.name, error = %message, "soft worker error");
@@ -565,6 +608,136 @@ impl Leased {
             worker.shared.kill();
         }
     }
+}
+
+/// Where a streamed reply goes frame by frame.
+type FrameSender = tokio::sync::mpsc::Sender<Result<Payload, ExecError>>;
+
+/// Forwards a worker's streamed frames to `frames` until its last frame,
+/// then gives the worker back. If the reader goes away first, stops the
+/// stream. Runs on the worker's lane and owns the lease throughout, so the
+/// worker counts as busy until its stream is over.
+async fn forward_stream(mut leased: Leased, frames: FrameSender) {
+    let pool = Arc::clone(&leased.pool);
+    let exec_ttl = pool.exec_ttl();
+    loop {
+        let Some(worker) = leased.worker.as_mut() else {
+            return;
+        };
+        let pid = worker.shared.pid;
+        // A reader that goes away while the worker is between frames is
+        // noticed at once, not at the next frame.
+        let read = worker.read_stream_frame(frames.closed());
+        let read = match exec_ttl {
+            Some(ttl) => match tokio::time::timeout(ttl, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    worker.shared.set_status(WorkerStatus::ExecTtlReached);
+                    tracing::warn!(target: "server", pid, pool = %pool.name, reason = "execTTL timeout elapsed", "worker stopped in the middle of a stream, and will be restarted");
+                    leased.lose();
+                    let _ = frames.send(Err(ExecError::ExecTtl { pid, ttl })).await;
+                    return;
+                }
+            },
+            None => read.await,
+        };
+        match read {
+            StreamRead::Interrupted => break,
+            StreamRead::Reply(Ok(Reply::Streamed(chunk))) => {
+                if frames.send(Ok(chunk)).await.is_err() {
+                    break;
+                }
+            }
+            StreamRead::Reply(Ok(Reply::Response(last))) => {
+                leased.give_back();
+                let _ = frames.send(Ok(last)).await;
+                return;
+            }
+            StreamRead::Reply(Ok(Reply::SoftError(message))) => {
+                tracing::warn!(target: "server", pid, pool = %pool.name, error = %message, "soft worker error in the middle of a stream");
+                leased.give_back();
+                let _ = frames.send(Err(ExecError::Worker { pid, message })).await;
+                return;
+            }
+            StreamRead::Reply(Ok(Reply::StopRequested)) => {
+                if let Some(worker) = leased.worker.take() {
+                    pool.stop_detached(
+                        worker,
+                        WorkerStatus::Invalid,
+                        !pool.config.debug,
+                        RECYCLE_STOP_TIMEOUT,
+                    );
+                }
+                let _ = frames.send(Err(ExecError::StopInStream { pid })).await;
+                return;
+            }
+            StreamRead::Reply(Err(source)) => {
+                worker_failed(&mut leased, &pool, pid, &source);
+                let _ = frames.send(Err(ExecError::Protocol { pid, source })).await;
+                return;
+            }
+        }
+    }
+    stop_stream(leased).await;
+}
+
+/// Asks the worker to end its stream and drains it: frames are discarded
+/// until the final one (RoadRunner's stream stop), for at most
+/// `stream_timeout`; past that the worker is killed and replaced.
+async fn stop_stream(mut leased: Leased) {
+    let pool = Arc::clone(&leased.pool);
+    let timeout = pool.config.effective_stream_timeout();
+    let Some(pid) = leased.worker.as_ref().map(|w| w.shared.pid) else {
+        return;
+    };
+    tracing::debug!(target: "server", pid, pool = %pool.name, "the reader of a streamed reply went away; stopping the worker's stream");
+    let drained = tokio::time::timeout(timeout, async {
+        let worker = leased.worker.as_mut().ok_or(ProtocolError::Stream)?;
+        worker.send_stream_stop().await?;
+        loop {
+            match worker.read_stream_frame(std::future::pending()).await {
+                StreamRead::Reply(Ok(Reply::Streamed(_))) => {}
+                StreamRead::Reply(Ok(reply)) => return Ok(reply),
+                StreamRead::Reply(Err(source)) => return Err(source),
+                // A pending interrupt never fires.
+                StreamRead::Interrupted => return Err(ProtocolError::Stream),
+            }
+        }
+    })
+    .await;
+    match drained {
+        Ok(Ok(Reply::StopRequested)) => {
+            if let Some(worker) = leased.worker.take() {
+                pool.stop_detached(
+                    worker,
+                    WorkerStatus::Invalid,
+                    !pool.config.debug,
+                    RECYCLE_STOP_TIMEOUT,
+                );
+            }
+        }
+        Ok(Ok(_)) => {
+            tracing::debug!(target: "server", pid, pool = %pool.name, "worker ended its stream after the stop");
+            leased.give_back();
+        }
+        Ok(Err(source)) => worker_failed(&mut leased, &pool, pid, &source),
+        Err(_) => {
+            if let Some(worker) = &leased.worker {
+                worker.shared.set_status(WorkerStatus::Errored);
+            }
+            tracing::warn!(target: "server", pid, pool = %pool.name, ?timeout, "worker did not end its stream within stream_timeout after the stop; killed, a new one will be started");
+            leased.lose();
+        }
+    }
+}
+
+/// Kills a worker that broke the protocol in the middle of a stream.
+fn worker_failed(leased: &mut Leased, pool: &PoolInner, pid: u32, source: &ProtocolError) {
+    if let Some(worker) = &leased.worker {
+        worker.shared.set_status(WorkerStatus::Errored);
+    }
+    tracing::error!(target: "server", pid, pool = %pool.name, error = %source, "worker failed in the middle of a stream and is killed; a new one will be started");
+    leased.lose();
 }
 
 impl Drop for Leased {

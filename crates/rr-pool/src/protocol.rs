@@ -35,7 +35,8 @@ pub enum ProtocolError {
         /// The payload length.
         payload: usize,
     },
-    /// A streamed reply, which plugins of this server do not consume yet.
+    /// A streamed reply to a caller that does not consume streams (jobs,
+    /// RPC-driven plugins): RoadRunner only lets the HTTP plugin stream.
     #[error("the worker sent a streamed reply, which this plugin does not accept")]
     Stream,
 }
@@ -43,8 +44,10 @@ pub enum ProtocolError {
 /// How a worker answered a payload.
 #[derive(Debug)]
 pub(crate) enum Reply {
-    /// A normal response.
+    /// A normal response (the last frame of a stream, too).
     Response(Payload),
+    /// A frame with the `STREAM` flag: more frames follow.
+    Streamed(Payload),
     /// `$worker->error(...)`: the exec fails, the worker stays.
     SoftError(String),
     /// `$worker->stop()`: the worker leaves; the payload goes to another one.
@@ -99,6 +102,25 @@ pub(crate) async fn send_payload(
     Ok(())
 }
 
+/// Asks a streaming worker to stop its stream: stream byte `STOP`, no
+/// flags, no options, no payload (RoadRunner's `sendStopStream`).
+pub(crate) async fn send_stream_stop(connection: &mut Connection) -> Result<(), ProtocolError> {
+    connection
+        .writer
+        .write_parts(0, stream::STOP, &[], &[])
+        .await?;
+    Ok(())
+}
+
+/// Answers a streaming worker's `PING`: stream byte `PONG`, nothing else.
+pub(crate) async fn send_pong(connection: &mut Connection) -> Result<(), ProtocolError> {
+    connection
+        .writer
+        .write_parts(0, stream::PONG, &[], &[])
+        .await?;
+    Ok(())
+}
+
 /// Asks the worker to exit (`{"stop":true}` control frame).
 pub(crate) async fn send_stop(connection: &mut Connection) -> Result<(), ProtocolError> {
     connection
@@ -130,11 +152,17 @@ pub(crate) fn classify_reply(frame: Frame) -> Result<Reply, ProtocolError> {
             payload: frame.payload.len(),
         });
     }
-    if frame.stream & stream::STREAM != 0 {
-        return Err(ProtocolError::Stream);
-    }
+    let streamed = frame.stream & stream::STREAM != 0;
     let mut body: Bytes = frame.payload;
     let context = body.split_to(context_len as usize);
+    if streamed {
+        // Callers that do not stream turn this into `ProtocolError::Stream`.
+        return Ok(Reply::Streamed(Payload {
+            context,
+            body,
+            codec: frame.flags,
+        }));
+    }
     if body.is_empty() && context.as_ref() == WORKER_STOP_CONTEXT {
         return Ok(Reply::StopRequested);
     }
@@ -182,6 +210,16 @@ mod tests {
             classify_reply(reply(0, &[13], br#"{"stop":true}x"#)),
             Ok(Reply::Response(_))
         ));
+    }
+
+    #[test]
+    fn stream_flag_marks_a_frame_with_more_to_follow() {
+        let mut frame = reply(0, &[2], b"{}chunk");
+        frame.stream = stream::STREAM | stream::PING;
+        match classify_reply(frame) {
+            Ok(Reply::Streamed(payload)) => assert_eq!(&payload.body[..], b"chunk"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -199,12 +199,61 @@ impl Worker {
         self.shared.execs.fetch_add(1, Ordering::Relaxed);
         let frame = self.connection.reader.read_frame().await?;
         let reply = protocol::classify_reply(frame)?;
+        // A streamed first frame leaves the relay mid-reply: dropped now,
+        // the worker must still be killed.
+        if !matches!(reply, Reply::Streamed(_)) {
+            self.finish_round_trip();
+        }
+        Ok(reply)
+    }
+
+    fn finish_round_trip(&mut self) {
         self.in_round_trip = false;
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_millis().max(1) as u64);
         self.shared.last_used_ms.store(now_ms, Ordering::Relaxed);
-        Ok(reply)
+    }
+
+    /// Reads the next frame of a streamed reply, or returns
+    /// [`StreamRead::Interrupted`] as soon as `interrupt` resolves first.
+    ///
+    /// Giving up the read is safe: the frame reader only buffers bytes, so
+    /// a frame half read stays buffered for the next call. A `PING` is
+    /// answered with a `PONG` before the frame is returned (the official PHP
+    /// worker pings every fifth streamed frame).
+    pub(crate) async fn read_stream_frame(
+        &mut self,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> StreamRead {
+        let frame = tokio::select! {
+            biased;
+            frame = self.connection.reader.read_frame() => frame,
+            () = interrupt => return StreamRead::Interrupted,
+        };
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => return StreamRead::Reply(Err(e.into())),
+        };
+        if frame.stream & rr_goridge::stream::PING != 0 {
+            if let Err(e) = protocol::send_pong(&mut self.connection).await {
+                return StreamRead::Reply(Err(e));
+            }
+        }
+        let reply = protocol::classify_reply(frame);
+        if matches!(
+            reply,
+            Ok(Reply::Response(_) | Reply::SoftError(_) | Reply::StopRequested)
+        ) {
+            self.finish_round_trip();
+        }
+        StreamRead::Reply(reply)
+    }
+
+    /// Tells a streaming worker to stop its stream; it answers with a
+    /// frame without the `STREAM` flag, read by [`Worker::read_stream_frame`].
+    pub(crate) async fn send_stream_stop(&mut self) -> Result<(), ProtocolError> {
+        protocol::send_stream_stop(&mut self.connection).await
     }
 
     /// The lane whose runtime drives this worker.
@@ -233,6 +282,14 @@ impl Worker {
             shared.wait_exit(Duration::from_secs(5)).await;
         }
     }
+}
+
+/// What [`Worker::read_stream_frame`] got.
+pub(crate) enum StreamRead {
+    /// The next frame, classified.
+    Reply(Result<Reply, ProtocolError>),
+    /// The interrupt fired before a frame arrived.
+    Interrupted,
 }
 
 /// Starts workers for one pool.

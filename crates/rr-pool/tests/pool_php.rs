@@ -280,3 +280,112 @@ async fn workers_attach_over_a_unix_socket_relay() {
     );
     pool.destroy().await;
 }
+
+/// The frames of a streamed reply, as text; the error, if the stream failed.
+async fn collect(mut rest: rr_pool::ReplyStream) -> (Vec<String>, Option<ExecError>) {
+    let mut frames = Vec::new();
+    while let Some(frame) = rest.next().await {
+        match frame {
+            Ok(frame) => frames.push(String::from_utf8_lossy(&frame.body).into_owned()),
+            Err(e) => return (frames, Some(e)),
+        }
+    }
+    (frames, None)
+}
+
+#[tokio::test]
+async fn exec_stream_yields_every_frame_and_keeps_the_worker_until_the_end() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(config(1)).await;
+    let pid = reply_text(&pool, "pid").await.expect("pid");
+    let streamed = pool.exec_stream(&body("stream:3")).await.expect("stream");
+    assert_eq!(&streamed.first.body[..], b"chunk 0");
+    assert_eq!(&streamed.first.context[..], b"{\"k\":1}");
+    let rest = streamed.rest.expect("more frames follow");
+    assert_eq!(rest.pid().to_string(), pid);
+    let (frames, error) = collect(rest).await;
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(frames, ["chunk 1", "chunk 2", "done"]);
+    // A reply without STREAM has no rest, and the worker is the same.
+    let plain = pool.exec_stream(&body("pid")).await.expect("plain");
+    assert!(plain.rest.is_none());
+    assert_eq!(String::from_utf8_lossy(&plain.first.body), pid);
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn plain_exec_refuses_a_streamed_reply_and_replaces_the_worker() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(config(1)).await;
+    let before = reply_text(&pool, "pid").await.expect("pid");
+    assert!(matches!(
+        pool.exec(&body("stream:2")).await,
+        Err(ExecError::Protocol {
+            source: rr_pool::protocol::ProtocolError::Stream,
+            ..
+        })
+    ));
+    let after = reply_text(&pool, "pid").await.expect("replacement");
+    assert_ne!(before, after);
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn dropping_a_stream_stops_it_and_the_worker_serves_again() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(config(1)).await;
+    let pid = reply_text(&pool, "pid").await.expect("pid");
+    let streamed = pool
+        .exec_stream(&body("stream-until-stop"))
+        .await
+        .expect("stream");
+    let mut rest = streamed.rest.expect("more frames follow");
+    let second = rest.next().await.expect("a frame").expect("no error");
+    assert_eq!(&second.body[..], b"chunk 1");
+    // The only worker stays leased while its stream goes on.
+    assert!(matches!(
+        pool.exec_within(&body("pid"), Duration::from_millis(50))
+            .await,
+        Err(ExecError::NoFreeWorkers(_))
+    ));
+    rest.stop();
+    // The next exec waits for the drained worker: the same one.
+    let again = tokio::time::timeout(Duration::from_secs(10), reply_text(&pool, "pid"))
+        .await
+        .expect("the worker comes back after the stop")
+        .expect("pid");
+    assert_eq!(again, pid);
+    pool.destroy().await;
+}
+
+#[tokio::test]
+async fn a_worker_that_ignores_the_stream_stop_is_killed_after_stream_timeout() {
+    if !php_available() {
+        return;
+    }
+    let pool = pool(PoolConfig {
+        stream_timeout: Duration::from_millis(300),
+        ..config(1)
+    })
+    .await;
+    let pid = reply_text(&pool, "pid").await.expect("pid");
+    let streamed = pool
+        .exec_stream(&body("stream-forever"))
+        .await
+        .expect("stream");
+    let stopped = tokio::time::Instant::now();
+    drop(streamed);
+    let after = tokio::time::timeout(Duration::from_secs(10), reply_text(&pool, "pid"))
+        .await
+        .expect("a replacement serves")
+        .expect("pid");
+    assert_ne!(after, pid);
+    assert!(stopped.elapsed() >= Duration::from_millis(300));
+    pool.destroy().await;
+}

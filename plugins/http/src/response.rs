@@ -7,7 +7,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Frame;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
-use rr_pool::{ExecError, Payload};
+use rr_pool::{ExecError, Payload, ReplyStream};
 use serde::Deserialize;
 
 use crate::proto;
@@ -103,45 +103,152 @@ fn decode_context(reply: &Payload) -> Result<proto::Response, String> {
     }
 }
 
+/// What the context of one reply frame asks for.
+enum Head {
+    /// A final status with its headers.
+    Final(proto::Response),
+    /// A frame that produces no response of its own: 101, or a 1xx
+    /// (103 Early Hints) that hyper cannot send (see [`from_reply`]).
+    Skipped,
+    /// The frame cannot be answered as asked; send this instead.
+    Refused(HttpResponse),
+}
+
+/// Reads the status and headers of one reply frame.
+fn decode_head(reply: &Payload) -> Head {
+    if reply.context.is_empty() {
+        return Head::Final(proto::Response {
+            status: 200,
+            headers: Vec::new(),
+        });
+    }
+    let decoded = match decode_context(reply) {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            tracing::error!(target: "http", error = %e, "worker reply cannot be decoded");
+            return Head::Refused(plain(500, Bytes::new()));
+        }
+    };
+    if !(100..=599).contains(&decoded.status) {
+        return Head::Refused(text_error(
+            500,
+            &format!("unknown status code from worker: {}", decoded.status),
+        ));
+    }
+    let status = decoded.status;
+    if status == 101 {
+        tracing::error!(target: "http", "101 Switching Protocols is not supported, the frame was ignored");
+        return Head::Skipped;
+    }
+    if status < 200 {
+        // hyper 1 has no way for a server handler to send an informational
+        // response before the final one, so the hint is dropped and, as in
+        // RoadRunner v6, its headers do not leak into the final response.
+        if !reply.body.is_empty() {
+            tracing::warn!(target: "http", status, "body of an informational response from the worker dropped");
+        }
+        tracing::debug!(target: "http", status, "informational response from the worker dropped (not supported by the HTTP server)");
+        return Head::Skipped;
+    }
+    Head::Final(decoded)
+}
+
 /// Builds the response for a worker's reply; `head` for a HEAD request.
 ///
 /// The worker's `Content-Length` is kept only when it matches the body (or,
 /// for HEAD, when the body is empty): hyper trusts the header over the body,
 /// so a wrong one would desynchronise a keep-alive connection.
 /// `Transfer-Encoding` is dropped: the body's framing is the server's job.
+/// A lone 1xx or 101 reply gives an empty 200.
 pub fn from_reply(reply: Payload, head: bool) -> HttpResponse {
-    if reply.context.is_empty() {
-        return plain(200, reply.body);
+    match decode_head(&reply) {
+        Head::Final(decoded) => {
+            let body_len = reply.body.len();
+            let mut response = plain(decoded.status as u16, reply.body);
+            add_headers(&mut response, decoded.headers, Some(body_len), head);
+            response
+        }
+        Head::Skipped => plain(200, Bytes::new()),
+        Head::Refused(response) => response,
     }
-    let decoded = match decode_context(&reply) {
-        Ok(decoded) => decoded,
-        Err(e) => {
-            tracing::error!(target: "http", error = %e, "worker reply cannot be decoded");
-            return plain(500, Bytes::new());
+}
+
+/// Builds the response for a streamed reply: `first` and the frames of
+/// `rest`, whose bodies are sent to the client as they arrive (chunked on
+/// HTTP/1.1, DATA frames on HTTP/2).
+///
+/// As in RoadRunner, the first frame with a final status decides status and
+/// headers; the status and headers that later frames repeat are ignored.
+/// Leading 1xx frames are skipped (hyper cannot send them; see
+/// [`from_reply`]). If the stream fails before a final status, the answer
+/// is `error_code` with an empty body; once the head is out, a failure
+/// aborts the body (HTTP/1.1 closes the connection without the last chunk,
+/// HTTP/2 resets the stream), so the client sees an incomplete response.
+/// `keep` lives as long as the body (the request's uploads: the worker may
+/// read them until its last frame). Dropping the body (the client went away)
+/// drops `rest`, which makes the pool stop the worker's stream.
+pub async fn from_stream<K: Send + 'static>(
+    first: Payload,
+    mut rest: ReplyStream,
+    error_code: u16,
+    keep: K,
+) -> HttpResponse {
+    let mut frame = first;
+    let decoded = loop {
+        match decode_head(&frame) {
+            Head::Final(decoded) => break decoded,
+            Head::Refused(response) => return response,
+            Head::Skipped => {}
+        }
+        match rest.next().await {
+            Some(Ok(next)) => frame = next,
+            Some(Err(e)) => {
+                tracing::error!(target: "http", error = %e, "streamed reply failed before its status");
+                return plain(error_code, Bytes::new());
+            }
+            None => {
+                tracing::error!(target: "http", "streamed reply ended without a final status");
+                return plain(error_code, Bytes::new());
+            }
         }
     };
-    if !(100..=599).contains(&decoded.status) {
-        return text_error(
-            500,
-            &format!("unknown status code from worker: {}", decoded.status),
-        );
-    }
-    let status = decoded.status as u16;
-    if status == 101 {
-        tracing::error!(target: "http", "101 Switching Protocols is not supported, the frame was ignored");
-        return plain(200, Bytes::new());
-    }
-    if status < 200 {
-        // hyper cannot send informational responses from a handler; the
-        // hint is dropped and, as in RoadRunner v6, its headers do not leak
-        // into the final response.
-        tracing::debug!(target: "http", status, "informational response from the worker dropped");
-        return plain(200, Bytes::new());
-    }
-    let body_len = reply.body.len();
-    let mut response = plain(status, reply.body);
+    let first_chunk = frame.body;
+    let chunks = futures_util::stream::unfold(
+        (Some(first_chunk), rest, keep),
+        |(mut pending, mut rest, keep)| async move {
+            loop {
+                // Empty chunks are skipped: an empty DATA write means nothing
+                // and the stop acknowledgement of a worker is one.
+                if let Some(chunk) = pending.take().filter(|c| !c.is_empty()) {
+                    return Some((Ok(Frame::data(chunk)), (None, rest, keep)));
+                }
+                match rest.next().await? {
+                    Ok(next) => pending = Some(next.body),
+                    Err(e) => {
+                        tracing::error!(target: "http", error = %e, "streamed reply failed; the response is cut short");
+                        return Some((Err(std::io::Error::other(e)), (None, rest, keep)));
+                    }
+                }
+            }
+        },
+    );
+    let mut response = Response::new(StreamBody::new(chunks).boxed_unsync());
+    *response.status_mut() = StatusCode::from_u16(decoded.status as u16).unwrap_or(StatusCode::OK);
+    // The length of a stream is unknown: any Content-Length is dropped.
+    add_headers(&mut response, decoded.headers, None, false);
+    response
+}
+
+/// Adds a worker's headers; `body_len` is the length of a body in memory
+/// (`None` for a stream, whose `Content-Length` is always dropped).
+fn add_headers(
+    response: &mut HttpResponse,
+    worker_headers: proto::HeaderMap,
+    body_len: Option<usize>,
+    head: bool,
+) {
     let headers = response.headers_mut();
-    for (name, values) in decoded.headers {
+    for (name, values) in worker_headers {
         // Trailers and HTTP/2 push are not supported: `Trailer` is dropped
         // and the headers it names are sent as ordinary headers.
         if name == "Trailer"
@@ -155,8 +262,8 @@ pub fn from_reply(reply: Payload, head: bool) -> HttpResponse {
                 .last()
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| v.trim().parse::<usize>().ok());
-            match declared {
-                Some(len) if len == body_len || (head && body_len == 0) => {
+            match (declared, body_len) {
+                (Some(len), Some(body_len)) if len == body_len || (head && body_len == 0) => {
                     headers.insert(hyper::header::CONTENT_LENGTH, len.into());
                 }
                 _ => {
@@ -180,7 +287,6 @@ pub fn from_reply(reply: Payload, head: bool) -> HttpResponse {
             }
         }
     }
-    response
 }
 
 #[cfg(test)]
@@ -280,6 +386,79 @@ mod tests {
         assert_eq!(response.status(), 200);
         assert!(response.headers().get("link").is_none());
         assert_eq!(body(response).await, "");
+    }
+
+    fn streamed(
+        frames: Vec<Result<Payload, ExecError>>,
+    ) -> (ReplyStream, tokio::task::JoinHandle<()>) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let feeding = tokio::spawn(async move {
+            for frame in frames {
+                if sender.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        (ReplyStream::from_channel(1, receiver), feeding)
+    }
+
+    fn head(status: i64, headers: Vec<(&str, &str)>) -> Vec<u8> {
+        proto::Response {
+            status,
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), vec![v.as_bytes().to_vec()]))
+                .collect(),
+        }
+        .encode()
+    }
+
+    #[tokio::test]
+    async fn a_stream_skips_hints_takes_the_first_final_head_and_every_body() {
+        let first = reply(head(103, vec![("Link", "</a.css>")]), "", 0x80);
+        let (rest, _feeding) = streamed(vec![
+            Ok(reply(
+                head(201, vec![("X-A", "1"), ("Content-Length", "3")]),
+                "one ",
+                0x80,
+            )),
+            Ok(reply(head(500, vec![("X-B", "2")]), "", 0x80)),
+            Ok(reply(head(500, vec![("X-B", "2")]), "two", 0x80)),
+        ]);
+        let response = from_stream(first, rest, 500, ()).await;
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["x-a"], "1");
+        assert!(response.headers().get("link").is_none());
+        assert!(response.headers().get("x-b").is_none());
+        assert!(response.headers().get("content-length").is_none());
+        assert_eq!(body(response).await, "one two");
+    }
+
+    #[tokio::test]
+    async fn a_stream_failing_before_its_status_gives_the_error_code() {
+        let first = reply(head(103, vec![]), "", 0x80);
+        let (rest, _feeding) = streamed(vec![Err(ExecError::Worker {
+            pid: 1,
+            message: "boom".into(),
+        })]);
+        let response = from_stream(first, rest, 502, ()).await;
+        assert_eq!(response.status(), 502);
+        assert_eq!(body(response).await, "");
+    }
+
+    #[tokio::test]
+    async fn a_stream_failing_after_its_head_fails_the_body() {
+        let first = reply(head(200, vec![]), "partial", 0x80);
+        let (rest, _feeding) = streamed(vec![Err(ExecError::Worker {
+            pid: 1,
+            message: "boom".into(),
+        })]);
+        let response = from_stream(first, rest, 500, ()).await;
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let chunk = body.frame().await.expect("a frame").expect("data");
+        assert_eq!(chunk.into_data().expect("data"), "partial");
+        assert!(body.frame().await.expect("a frame").is_err());
     }
 
     #[tokio::test]

@@ -14,7 +14,7 @@ use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use rr_pool::{ExecError, Pool};
+use rr_pool::{ExecError, Pool, Streamed};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -136,13 +136,29 @@ impl App {
         // background context: a client that goes away does not cancel it,
         // so the worker finishes and returns to the pool instead of being
         // killed mid-request, the uploads live until it has replied, and
-        // the request is still logged.
+        // the request is still logged. A streamed reply's body pulls the
+        // later frames; if the client goes away the body is dropped and the
+        // pool stops the worker's stream (RoadRunner's only stop path).
         let app = Arc::clone(&self);
         let exec = tokio::spawn(async move {
-            let result = app.pool.exec(&payload).await;
-            drop(temp_files);
+            let result = app.pool.exec_stream(&payload).await;
             let response = match result {
-                Ok(reply) => response::from_reply(reply, info.method == "HEAD"),
+                Ok(Streamed {
+                    first,
+                    rest: Some(rest),
+                }) => {
+                    response::from_stream(
+                        first,
+                        rest,
+                        app.settings.raw.internal_error_code,
+                        temp_files,
+                    )
+                    .await
+                }
+                Ok(Streamed { first, rest: None }) => {
+                    drop(temp_files);
+                    response::from_reply(first, info.method == "HEAD")
+                }
                 Err(e) => {
                     if matches!(e, ExecError::NoFreeWorkers(_) | ExecError::QueueFull) {
                         app.metrics.no_free_worker();
