@@ -121,10 +121,7 @@ fn jobs_are_delivered_with_their_context_and_every_reply_is_honoured() {
         EVENTUALLY,
     ));
     let redelivered = ok(rr.wait_for(job_with_id("c1"), EVENTUALLY));
-    ok(rr.wait_for(
-        jobs_log("job was processed successfully", "c1"),
-        EVENTUALLY,
-    ));
+    ok(rr.wait_for(jobs_log("job was processed successfully", "c1"), EVENTUALLY));
     rr.check(
         rr.count(job_with_id("c1")) == 2,
         format!("c1 delivered twice: {redelivered:?}"),
@@ -192,11 +189,7 @@ fn jobs_are_delivered_with_their_context_and_every_reply_is_honoured() {
         Some(3),
         "redeliver + requeue + the crashed job"
     );
-    assert_eq!(
-        stopped.field_u64("failed"),
-        Some(3),
-        "nack, invalid, error"
-    );
+    assert_eq!(stopped.field_u64("failed"), Some(3), "nack, invalid, error");
 }
 
 /// A paused pipeline keeps its jobs and delivers them by priority on
