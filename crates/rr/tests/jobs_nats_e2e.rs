@@ -1,7 +1,7 @@
 //! End-to-end: the `jobs` plugin's `nats` driver on a real nats-server
 //! with JetStream (started per test on a free port with its own store) and
 //! real PHP workers (`tests/php/jobs_worker.php`): pushes from PHP and
-//! Rust, every reply kind, delays, priority among prefetched jobs,
+//! Rust, every reply kind, a foreign message, delays, priority among prefetched jobs,
 //! pause/resume, declare/destroy, and going on after a broker restart.
 
 mod support;
@@ -56,7 +56,7 @@ fn nats_pipelines_on_a_real_nats_server() {
     let (mut rr, port, _dir) = start_rr(
         &broker,
         "main, dyn",
-        "    main:\n      driver: nats\n      config:\n        subject: rr.main\n        stream: rr-main\n        prefetch: 10\n        ack_wait: 5s\n",
+        "    main:\n      driver: nats\n      config:\n        subject: rr.main\n        stream: rr-main\n        prefetch: 10\n        ack_wait: 5s\n        consume_all: true\n",
     );
 
     // From Rust: RoadRunner's context, the stream as the queue.
@@ -110,6 +110,25 @@ fn nats_pipelines_on_a_real_nats_server() {
         EVENTUALLY,
     ));
     assert_eq!(invalid.level(), Some("ERROR"));
+
+    // A message another producer published: consume_all takes it.
+    let published = broker.exchange("CONNECT {}\r\nPUB rr.main 5\r\nhello\r\nPING\r\n", "PONG");
+    assert!(published.contains("PONG"), "{published}");
+    let foreign = ok(rr.wait_for(
+        |l| {
+            l.event_named("JOB")
+                .is_some_and(|e| e.get("name") == "deduced_by_rr")
+        },
+        EVENTUALLY,
+    ))
+    .event()
+    .expect("event");
+    assert_eq!(foreign.get("payload"), "hello");
+    assert!(
+        foreign.get("id").starts_with("nats-rr-main-"),
+        "{}",
+        foreign.get("id")
+    );
 
     // A delayed push from PHP (1 s) waits in the broker.
     let before = rr.mark();
