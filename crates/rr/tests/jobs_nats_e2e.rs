@@ -37,6 +37,42 @@ fn store(dir: &Path) -> std::path::PathBuf {
     store
 }
 
+/// The durable consumer's info (`$JS.API.CONSUMER.INFO`), asked over the
+/// raw NATS protocol so the test needs no client of its own.
+fn consumer_info(broker: &Service, stream: &str, consumer: &str) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(broker.addr()).expect("connect to nats");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let request = format!(
+        "CONNECT {{\"verbose\":false}}\r\nSUB reply 1\r\nPUB $JS.API.CONSUMER.INFO.{stream}.{consumer} reply 0\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).expect("write");
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&received).into_owned();
+        // `MSG reply 1 <len>\r\n<json>\r\n`
+        if let Some(at) = text.find("MSG reply ") {
+            let rest = &text[at..];
+            if let Some((header, body)) = rest.split_once("\r\n") {
+                let len: usize = header
+                    .rsplit(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .expect("MSG length");
+                if body.len() >= len {
+                    return serde_json::from_str(&body[..len]).expect("consumer info JSON");
+                }
+            }
+        }
+        let n = socket.read(&mut buf).expect("read consumer info");
+        assert!(n > 0, "nats closed the connection: {text}");
+        received.extend_from_slice(&buf[..n]);
+    }
+}
+
 fn stat_of(port: u16, pipeline: &str) -> serde_json::Value {
     let stat = php_client(port, &["stat"]).expect("stat");
     stat.as_array()
@@ -212,6 +248,12 @@ fn nats_pipelines_on_a_real_nats_server() {
         "redeliver + requeue"
     );
     assert_eq!(stopped.field_u64("failed"), Some(2), "nack, invalid");
+
+    // Every message was settled with the broker: none waits, none is
+    // pending an ack (acks are confirmed before rr stops).
+    let info = consumer_info(&broker, "rr-main", "rr-main");
+    assert_eq!(info["num_pending"], 0, "{info}");
+    assert_eq!(info["num_ack_pending"], 0, "{info}");
 }
 
 /// The broker is killed and started again on the same port and store: rr

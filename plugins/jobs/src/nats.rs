@@ -404,8 +404,13 @@ impl Inner {
         }
     }
 
-    fn decode(&self, message: &async_nats::Message, seq: u64) -> Option<Job> {
-        match serde_json::from_slice::<Item>(&message.payload) {
+    fn decode(
+        &self,
+        parsed: Result<Item, serde_json::Error>,
+        message: &async_nats::Message,
+        seq: u64,
+    ) -> Option<Job> {
+        match parsed {
             Ok(item) => {
                 let options = item.options.unwrap_or_default();
                 let headers = item.headers.unwrap_or_else(|| nats_headers(message));
@@ -445,11 +450,13 @@ impl Inner {
     /// closed.
     async fn deliver(self: &Arc<Self>, message: jetstream::Message) -> bool {
         let seq = message.info().map(|i| i.stream_sequence).unwrap_or(0);
-        let not_before = serde_json::from_slice::<Item>(&message.payload)
-            .ok()
-            .and_then(|item| item.options)
-            .and_then(|options| options.not_before);
         let (message, acker) = message.split();
+        let parsed = serde_json::from_slice::<Item>(&message.payload);
+        let not_before = parsed
+            .as_ref()
+            .ok()
+            .and_then(|item| item.options.as_ref())
+            .and_then(|options| options.not_before);
         if let Some(due) = not_before {
             let now = now_ms();
             if due > now {
@@ -461,7 +468,7 @@ impl Inner {
                 return true;
             }
         }
-        let Some(job) = self.decode(&message, seq) else {
+        let Some(job) = self.decode(parsed, &message, seq) else {
             if let Err(err) = acker.ack_with(AckKind::Term).await {
                 tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, "nats: cannot terminate a message");
             }
