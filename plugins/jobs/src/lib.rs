@@ -23,6 +23,7 @@ pub mod core;
 pub mod driver;
 pub mod job;
 pub mod memory;
+pub mod nats;
 pub mod proto;
 pub mod queue;
 pub mod reply;

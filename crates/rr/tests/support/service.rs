@@ -1,6 +1,6 @@
 //! Real services the end-to-end tests run against (redis-server, memcached,
-//! beanstalkd), each on a free loopback port for one test, started from the
-//! Debian packages `scripts/setup.sh` installs and killed on drop.
+//! beanstalkd, nats-server), each on a free loopback port for one test,
+//! started from the Debian packages `scripts/setup.sh` installs and killed on drop.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -44,7 +44,16 @@ impl Service {
     /// Runs `command` (made for a free port) and waits until a line of its
     /// stdout or stderr contains `ready`.
     pub fn start(name: &str, command: impl FnOnce(u16) -> Command, ready: &'static str) -> Service {
-        let port = super::free_tcp_port();
+        Service::start_on(name, super::free_tcp_port(), command, ready)
+    }
+
+    /// [`Service::start`] on a given port (to restart a service where it was).
+    pub fn start_on(
+        name: &str,
+        port: u16,
+        command: impl FnOnce(u16) -> Command,
+        ready: &'static str,
+    ) -> Service {
         let mut child = command(port)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -165,6 +174,29 @@ pub fn beanstalkd() -> Service {
             command
         },
         "bind ",
+    )
+}
+
+/// nats-server with JetStream, its store in `dir`, on `port` (0: a free
+/// one); the same `port` and `dir` bring back a killed server's streams.
+pub fn nats(port: u16, dir: &Path) -> Service {
+    let port = if port == 0 {
+        super::free_tcp_port()
+    } else {
+        port
+    };
+    Service::start_on(
+        "nats-server",
+        port,
+        |port| {
+            let mut command = Command::new("nats-server");
+            command
+                .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+                .arg("-sd")
+                .arg(dir);
+            command
+        },
+        "Server is ready",
     )
 }
 
