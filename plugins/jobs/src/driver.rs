@@ -137,7 +137,7 @@ impl PipelineSpec {
 }
 
 /// The drivers this build knows.
-pub const DRIVERS: &[&str] = &["memory", "beanstalk"];
+pub const DRIVERS: &[&str] = &["memory", "beanstalk", "amqp"];
 
 /// Builds the driver `kind` for `spec`; `None` for an unknown driver.
 pub fn build(kind: &str, spec: PipelineSpec) -> Option<Result<Arc<dyn Driver>, DriverError>> {
@@ -146,6 +146,7 @@ pub fn build(kind: &str, spec: PipelineSpec) -> Option<Result<Arc<dyn Driver>, D
         "beanstalk" => {
             Some(crate::beanstalk::BeanstalkDriver::new(spec).map(|d| d as Arc<dyn Driver>))
         }
+        "amqp" => Some(crate::amqp::AmqpDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
         _ => None,
     }
 }
