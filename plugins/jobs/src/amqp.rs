@@ -120,7 +120,11 @@ struct Settings {
     durable: bool,
     exchange_durable: bool,
     exchange_auto_delete: bool,
+    /// Declare the exchange (v2 `exchange.declare`; v1 always does).
+    exchange_declare: bool,
     queue_auto_delete: bool,
+    /// Declare and bind the queue (v2 `queue.declare`; v1 always does).
+    queue_declare: bool,
     delete_queue_on_stop: bool,
     multiple_ack: bool,
     requeue_on_fail: bool,
@@ -247,8 +251,61 @@ fn stringify(headers: &mut Headers, key: &str, value: &AMQPValue) {
     headers.entry(key.to_owned()).or_default().push(text);
 }
 
+/// RoadRunner v6's `version: 2` pipeline config (nested `exchange` and
+/// `queue` maps) as the flat v1 keys the rest of the driver reads.
+fn flatten_v2(options: &Map<String, Value>) -> Map<String, Value> {
+    const EXCHANGE: &[(&str, &str)] = &[
+        ("name", "exchange"),
+        ("type", "exchange_type"),
+        ("durable", "exchange_durable"),
+        ("auto_delete", "exchange_auto_delete"),
+        ("declare", "exchange_declare"),
+    ];
+    const QUEUE: &[(&str, &str)] = &[
+        ("name", "queue"),
+        ("routing_key", "routing_key"),
+        ("durable", "durable"),
+        ("auto_delete", "queue_auto_delete"),
+        ("exclusive", "exclusive"),
+        ("delete_on_stop", "delete_queue_on_stop"),
+        ("multiple_ack", "multiple_ack"),
+        ("requeue_on_fail", "requeue_on_fail"),
+        ("consumer_id", "consumer_id"),
+        ("headers", "queue_headers"),
+        ("declare", "queue_declare"),
+    ];
+    let mut flat: Map<String, Value> = options
+        .iter()
+        .filter(|(k, _)| *k != "exchange" && *k != "queue")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (section, keys) in [("exchange", EXCHANGE), ("queue", QUEUE)] {
+        if let Some(Value::Object(nested)) = options.get(section) {
+            for (from, to) in keys {
+                if let Some(v) = nested.get(*from) {
+                    flat.insert((*to).to_owned(), v.clone());
+                }
+            }
+        }
+    }
+    flat
+}
+
 impl Settings {
     fn from_spec(spec: &PipelineSpec) -> Result<Settings, DriverError> {
+        if spec.int("version", 1)? == 2 {
+            let flat = PipelineSpec {
+                name: spec.name.clone(),
+                options: flatten_v2(&spec.options),
+                global: spec.global.clone(),
+                queue: Arc::clone(&spec.queue),
+            };
+            return Settings::parse(&flat);
+        }
+        Settings::parse(spec)
+    }
+
+    fn parse(spec: &PipelineSpec) -> Result<Settings, DriverError> {
         let global = PipelineSpec {
             name: "amqp (global section)".to_owned(),
             options: spec.global.clone(),
@@ -260,6 +317,12 @@ impl Settings {
             return Err(broker(format!(
                 "amqp: addr must be amqp://user:password@host:port/vhost (TLS is not in this build), got {addr}"
             )));
+        }
+        if global.options.get("tls").is_some_and(|t| !t.is_null()) {
+            // Better refused than a silently plain-text connection.
+            return Err(broker(
+                "amqp: amqp.tls is set, but this build has no TLS for AMQP",
+            ));
         }
         let mut addr: lapin::uri::AMQPUri = addr
             .parse()
@@ -348,7 +411,9 @@ impl Settings {
             durable: spec.bool("durable", false)?,
             exchange_durable: spec.bool("exchange_durable", false)?,
             exchange_auto_delete: spec.bool("exchange_auto_delete", false)?,
+            exchange_declare: spec.bool("exchange_declare", true)?,
             queue_auto_delete: spec.bool("queue_auto_delete", false)?,
+            queue_declare: spec.bool("queue_declare", true)?,
             delete_queue_on_stop: spec.bool("delete_queue_on_stop", false)?,
             multiple_ack: spec.bool("multiple_ack", false)?,
             requeue_on_fail: spec.bool("requeue_on_fail", false)?,
@@ -515,7 +580,7 @@ impl Inner {
     }
 
     /// A delivery as a job (RoadRunner's headers, or a foreign message).
-    fn decode(&self, properties: &BasicProperties, body: Vec<u8>) -> Job {
+    fn decode(&self, properties: &BasicProperties, body: Vec<u8>, redelivered: bool) -> Job {
         let empty = FieldTable::default();
         let table = properties.headers().as_ref().unwrap_or(&empty);
         let get = |key: &str| table.inner().get(key);
@@ -538,8 +603,8 @@ impl Inner {
             .and_then(as_text)
             .unwrap_or_else(|| DEDUCED.to_owned());
         let delay = get(RR_DELAY).and_then(as_int).unwrap_or(0);
-        if delay > 0 {
-            // It came out of the delay queue.
+        if delay > 0 && !redelivered {
+            // It came out of the delay queue (once).
             self.delayed.fetch_sub(1, Ordering::Relaxed);
         }
         let priority = get(RR_PRIORITY)
@@ -573,20 +638,22 @@ impl Inner {
             .create_channel()
             .await
             .map_err(|e| amqp_error("open a channel", &e))?;
-        publisher
-            .exchange_declare(
-                s.exchange.as_str().into(),
-                s.exchange_type.clone(),
-                ExchangeDeclareOptions {
-                    durable: s.exchange_durable,
-                    auto_delete: s.exchange_auto_delete,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| amqp_error("declare the exchange", &e))?;
-        if !s.queue.is_empty() {
+        if s.exchange_declare {
+            publisher
+                .exchange_declare(
+                    s.exchange.as_str().into(),
+                    s.exchange_type.clone(),
+                    ExchangeDeclareOptions {
+                        durable: s.exchange_durable,
+                        auto_delete: s.exchange_auto_delete,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| amqp_error("declare the exchange", &e))?;
+        }
+        if s.queue_declare && !s.queue.is_empty() {
             publisher
                 .queue_declare(
                     s.queue.as_str().into(),
@@ -741,7 +808,7 @@ impl Inner {
             tokio::select! {
                 delivery = next => match delivery {
                     Some(Ok(delivery)) => {
-                        let job = self.decode(&delivery.properties, delivery.data);
+                        let job = self.decode(&delivery.properties, delivery.data, delivery.redelivered);
                         let ticket = Ticket {
                             inner: Arc::clone(&self),
                             acker: delivery.acker,
@@ -1042,6 +1109,12 @@ mod tests {
         ))
         .expect_err("tls");
         assert!(err.to_string().contains("amqp://"), "{err}");
+        let err = Settings::from_spec(&spec(
+            serde_json::json!({"tls": {"cert": "c"}}),
+            serde_json::json!({"routing_key": "k"}),
+        ))
+        .expect_err("tls section");
+        assert!(err.to_string().contains("no TLS"), "{err}");
         // jobs.Declare gives strings.
         let declared = Settings::from_spec(&spec(
             serde_json::json!({}),
@@ -1062,6 +1135,30 @@ mod tests {
         ))
         .expect_err("too big");
         assert!(err.to_string().contains("x-max-priority"), "{err}");
+    }
+
+    #[test]
+    fn version_2_nests_exchange_and_queue() {
+        let v2 = Settings::from_spec(&spec(
+            serde_json::json!({}),
+            serde_json::json!({"version": 2, "prefetch": 4,
+                "exchange": {"name": "ex", "type": "topic", "durable": true, "declare": false},
+                "queue": {"name": "q", "routing_key": "k.#", "delete_on_stop": true,
+                    "requeue_on_fail": true, "headers": {"x-max-priority": 5}}}),
+        ))
+        .expect("v2");
+        assert_eq!(
+            (
+                v2.exchange.as_str(),
+                v2.queue.as_str(),
+                v2.routing_key.as_str()
+            ),
+            ("ex", "q", "k.#")
+        );
+        assert_eq!(v2.exchange_type, ExchangeKind::Topic);
+        assert!(v2.exchange_durable && !v2.exchange_declare && v2.queue_declare);
+        assert!(v2.delete_queue_on_stop && v2.requeue_on_fail);
+        assert_eq!((v2.prefetch, v2.max_priority), (4, Some(5)));
     }
 
     #[test]
@@ -1131,11 +1228,11 @@ mod tests {
         };
         let table = driver.inner.headers(&job).expect("headers");
         let properties = BasicProperties::default().with_headers(table);
-        let back = driver.inner.decode(&properties, b"body".to_vec());
+        let back = driver.inner.decode(&properties, b"body".to_vec(), false);
         assert_eq!(back, job);
         let foreign = driver
             .inner
-            .decode(&BasicProperties::default(), b"x".to_vec());
+            .decode(&BasicProperties::default(), b"x".to_vec(), false);
         assert_eq!(foreign.name, DEDUCED);
         assert_eq!(foreign.priority, 4);
         assert_eq!(foreign.id.len(), 36);
