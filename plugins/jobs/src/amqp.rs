@@ -98,6 +98,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long a push waits for a connection while the broker is away.
 const PUSH_WAIT: Duration = Duration::from_secs(30);
+/// How long a pause waits for the broker to confirm the consumer's cancel.
+const PAUSE_WAIT: Duration = Duration::from_secs(5);
 
 fn broker(message: impl Into<String>) -> DriverError {
     DriverError::Broker(message.into())
@@ -453,6 +455,9 @@ struct Inner {
     session: watch::Sender<Option<Arc<Session>>>,
     consuming: AtomicBool,
     stopped: AtomicBool,
+    /// Whether the broker is sending to our consumer (pause waits for
+    /// `false`, so nothing pushed after a pause is consumed).
+    active: watch::Sender<bool>,
     /// Run, pause, stop, or a broken session: the supervisor looks again.
     wake: Notify,
     /// A publish failed on this generation: the supervisor re-dials.
@@ -737,6 +742,7 @@ impl Inner {
             self.session.send_replace(Some(Arc::clone(&session)));
             let lost = Arc::clone(&self).serve(&session).await;
             self.session.send_replace(None);
+            self.active.send_replace(false);
             match lost {
                 None => {
                     // Stopped.
@@ -757,6 +763,10 @@ impl Inner {
     async fn serve(self: Arc<Self>, session: &Arc<Session>) -> Option<String> {
         let mut events = session.connection.events_listener();
         let mut consumer: Option<Consumer> = None;
+        // basic.cancel was sent: the stream still yields what the broker
+        // had already delivered, then ends. Dropping it earlier would
+        // strand those deliveries unacked on the channel.
+        let mut cancelled = false;
         let mut health = tokio::time::interval(Duration::from_secs(1));
         loop {
             if self.broken.load(Ordering::Acquire) == session.generation {
@@ -778,11 +788,13 @@ impl Inner {
                     )
                     .await
                 {
-                    Ok(c) => consumer = Some(c),
+                    Ok(c) => {
+                        consumer = Some(c);
+                        self.active.send_replace(true);
+                    }
                     Err(err) => return Some(format!("consume: {err}")),
                 }
-            } else if !want && consumer.is_some() {
-                consumer = None;
+            } else if !want && consumer.is_some() && !cancelled {
                 // Cancelling keeps the channel: deliveries rr already holds
                 // can still be acked on it.
                 if let Err(err) = session
@@ -795,6 +807,8 @@ impl Inner {
                 {
                     return Some(format!("cancel the consumer: {err}"));
                 }
+                cancelled = true;
+                self.active.send_replace(false);
             }
             if stopped {
                 return None;
@@ -825,6 +839,11 @@ impl Inner {
                         }
                     }
                     Some(Err(err)) => return Some(format!("consumer: {err}")),
+                    None if cancelled => {
+                        // Drained after our cancel; a resume consumes anew.
+                        consumer = None;
+                        cancelled = false;
+                    }
                     None => return Some("the broker cancelled the consumer".to_owned()),
                 },
                 event = events.next() => match event {
@@ -946,12 +965,14 @@ impl AmqpDriver {
     pub fn new(spec: PipelineSpec) -> Result<Arc<AmqpDriver>, DriverError> {
         let settings = Settings::from_spec(&spec)?;
         let (session, _) = watch::channel(None);
+        let (active, _) = watch::channel(false);
         let inner = Arc::new(Inner {
             name: spec.name.clone(),
             priority: spec.int("priority", 10)?,
             settings,
             queue: spec.queue,
             session,
+            active,
             consuming: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             wake: Notify::new(),
@@ -992,6 +1013,16 @@ impl Driver for AmqpDriver {
     async fn pause(&self) -> Result<(), DriverError> {
         self.inner.consuming.store(false, Ordering::Release);
         self.inner.wake.notify_one();
+        // Return once the broker confirmed the cancel, so a job pushed
+        // after the pause waits in the queue. Bounded: the supervisor may
+        // be waiting for room in rr's queue.
+        let mut active = self.inner.active.subscribe();
+        if tokio::time::timeout(PAUSE_WAIT, active.wait_for(|a| !*a))
+            .await
+            .is_err()
+        {
+            tracing::warn!(target: "jobs", pipeline = %self.inner.name, "amqp: the consumer is not cancelled yet; the pause takes effect shortly");
+        }
         Ok(())
     }
 
