@@ -98,6 +98,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long a push waits for a connection while the broker is away.
 const PUSH_WAIT: Duration = Duration::from_secs(30);
+/// A bound on connecting and declaring.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a pause waits for the broker to confirm the consumer's cancel.
 const PAUSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -714,7 +716,12 @@ impl Inner {
                 return;
             }
             generation += 1;
-            let session = match self.dial(generation).await {
+            // A black-holed address would otherwise hold the dial for the
+            // system's TCP timeout (minutes) instead of backing off.
+            let dialled = tokio::time::timeout(DIAL_TIMEOUT, self.dial(generation))
+                .await
+                .unwrap_or_else(|_| Err(broker(format!("amqp: dial: timeout ({DIAL_TIMEOUT:?})"))));
+            let session = match dialled {
                 Ok(session) => Arc::new(session),
                 Err(err) => {
                     let since = *down_since.get_or_insert_with(Instant::now);
