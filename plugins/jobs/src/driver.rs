@@ -137,7 +137,7 @@ impl PipelineSpec {
 }
 
 /// The drivers this build knows.
-pub const DRIVERS: &[&str] = &["memory", "beanstalk", "nats"];
+pub const DRIVERS: &[&str] = &["memory", "beanstalk", "nats", "amqp"];
 
 /// Builds the driver `kind` for `spec`; `None` for an unknown driver.
 pub fn build(kind: &str, spec: PipelineSpec) -> Option<Result<Arc<dyn Driver>, DriverError>> {
@@ -147,6 +147,7 @@ pub fn build(kind: &str, spec: PipelineSpec) -> Option<Result<Arc<dyn Driver>, D
             Some(crate::beanstalk::BeanstalkDriver::new(spec).map(|d| d as Arc<dyn Driver>))
         }
         "nats" => Some(crate::nats::NatsDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
+        "amqp" => Some(crate::amqp::AmqpDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
         _ => None,
     }
 }

@@ -17,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod amqp;
 pub mod beanstalk;
 pub mod config;
 pub mod core;

@@ -1,6 +1,7 @@
 //! Real services the end-to-end tests run against (redis-server, memcached,
-//! beanstalkd, nats-server), each on a free loopback port for one test,
-//! started from the Debian packages `scripts/setup.sh` installs and killed on drop.
+//! beanstalkd, nats-server, rabbitmq-server), each on a free loopback port for
+//! one test, started from the Debian packages `scripts/setup.sh` installs and
+//! killed on drop.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -79,6 +80,11 @@ impl Service {
             .recv_timeout(super::START)
             .unwrap_or_else(|_| panic!("{name} on port {port} did not get ready"));
         service
+    }
+
+    /// The process id of what `command` started.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `host:port` for rr's config.
@@ -198,6 +204,112 @@ pub fn nats(port: u16, dir: &Path) -> Service {
         },
         "Server is ready",
     )
+}
+
+/// A RabbitMQ node of its own: its database, logs, Erlang cookie and
+/// ports (AMQP, distribution, epmd) private to the test, no plugins.
+/// Killed (with its epmd) on drop.
+pub struct RabbitMq {
+    node: Option<Service>,
+    dir: std::path::PathBuf,
+    /// The AMQP port on 127.0.0.1.
+    pub port: u16,
+    dist_port: u16,
+    epmd_port: u16,
+}
+
+impl RabbitMq {
+    /// Starts a node with its files under `dir`.
+    pub fn start(dir: &Path) -> RabbitMq {
+        let mut rabbit = RabbitMq {
+            node: None,
+            dir: dir.to_owned(),
+            port: super::free_tcp_port(),
+            dist_port: super::free_tcp_port(),
+            epmd_port: super::free_tcp_port(),
+        };
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("enabled_plugins");
+        rabbit.boot();
+        rabbit
+    }
+
+    fn boot(&mut self) {
+        let (dir, dist, epmd) = (self.dir.clone(), self.dist_port, self.epmd_port);
+        self.node = Some(Service::start_on(
+            "rabbitmq-server",
+            self.port,
+            move |port| {
+                use std::os::unix::process::CommandExt;
+                // /usr/sbin/rabbitmq-server switches to the rabbitmq user;
+                // the script under /usr/lib runs the node as whoever we are.
+                let mut command = Command::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+                command
+                    .env("HOME", &dir)
+                    .env("RABBITMQ_MNESIA_BASE", dir.join("mnesia"))
+                    .env("RABBITMQ_LOG_BASE", dir.join("log"))
+                    .env("RABBITMQ_LOGS", "-")
+                    .env("RABBITMQ_PID_FILE", dir.join("rabbit.pid"))
+                    .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
+                    .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+                    .env("RABBITMQ_ADVANCED_CONFIG_FILE", dir.join("advanced.config"))
+                    .env("RABBITMQ_NODENAME", format!("rr-test-{port}@localhost"))
+                    .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+                    .env("RABBITMQ_NODE_PORT", port.to_string())
+                    .env("RABBITMQ_DIST_PORT", dist.to_string())
+                    .env("ERL_EPMD_PORT", epmd.to_string())
+                    // Its own group: the script runs the Erlang VM as a
+                    // child, and a kill must reach both.
+                    .process_group(0);
+                command
+            },
+            "Server startup complete",
+        ));
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/` for rr's config.
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the node as a crash would (SIGKILL, no goodbye to clients).
+    pub fn kill(&mut self) {
+        if let Some(node) = self.node.take() {
+            let group = nix::unistd::Pid::from_raw(node.pid() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            drop(node);
+        }
+    }
+
+    /// Starts the node again on the same ports and database.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.boot();
+    }
+}
+
+impl Drop for RabbitMq {
+    fn drop(&mut self) {
+        self.kill();
+        // epmd daemonised itself out of the node's group. It refuses to
+        // die while it still lists the node, which it drops only once it
+        // sees the node's connection close: ask until it agrees (bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let Ok(output) = Command::new("epmd")
+                .arg("-kill")
+                .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+                .output()
+            else {
+                return;
+            };
+            let said = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            if !said.contains("not allowed") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// Whether this process runs as root (owner of `/proc/self`).
