@@ -378,7 +378,7 @@ fn mib(kib: u64) -> f64 {
 
 /// `16 B`, `4 KiB`, `64 KiB`.
 fn payload_label(bytes: usize) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} B")

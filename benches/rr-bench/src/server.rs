@@ -325,7 +325,7 @@ pub(crate) fn php_command(echo: &Path) -> String {
 
 /// A duration in Go syntax, whole milliseconds when it is some.
 fn go_duration(d: Duration) -> String {
-    if d.as_nanos() % 1_000_000 == 0 {
+    if d.as_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{}ns", d.as_nanos())

@@ -327,7 +327,9 @@ fn http_client(port: u16, stop: &AtomicBool, counts: &HttpCounts, next_job: &Ato
             },
         };
         sent += 1;
-        let job = (sent % PUSH_EVERY == 0).then(|| next_job.fetch_add(1, Ordering::Relaxed));
+        let job = sent
+            .is_multiple_of(PUSH_EVERY)
+            .then(|| next_job.fetch_add(1, Ordering::Relaxed));
         let path = match job {
             Some(n) => format!("/push?id={n}"),
             None => "/hello".to_owned(),

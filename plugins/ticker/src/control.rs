@@ -203,7 +203,7 @@ pub fn go_duration(d: Duration) -> String {
         out.push_str(&format!("{m}m"));
     }
     if s > 0 {
-        if s % 1000 == 0 {
+        if s.is_multiple_of(1000) {
             out.push_str(&format!("{}s", s / 1000));
         } else {
             out.push_str(&format!("{}s", s as f64 / 1000.0));
