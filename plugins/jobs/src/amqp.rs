@@ -45,8 +45,8 @@
 //! resumes if the pipeline was running. Deliveries of the lost connection
 //! cannot be settled any more: the broker hands them out again.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -63,10 +63,9 @@ use lapin::{
 };
 use rr_plugin::async_trait;
 use serde_json::{Map, Value};
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 
-use crate::driver::{Driver, DriverError, PipelineSpec};
+use crate::driver::{Background, Driver, DriverError, PipelineSpec, Switch};
 use crate::job::{Acknowledger, Delivery, Job};
 use crate::proto::{Headers, Stat};
 use crate::queue::JobQueue;
@@ -455,13 +454,11 @@ struct Inner {
     queue: Arc<JobQueue>,
     /// The current session; `None` while (re)connecting.
     session: watch::Sender<Option<Arc<Session>>>,
-    consuming: AtomicBool,
-    stopped: AtomicBool,
+    /// Run, pause and stop, as the listener sees them.
+    switch: Switch,
     /// Whether the broker is sending to our consumer (pause waits for
     /// `false`, so nothing pushed after a pause is consumed).
     active: watch::Sender<bool>,
-    /// Run, pause, stop, or a broken session: the supervisor looks again.
-    wake: Notify,
     /// A publish failed on this generation: the supervisor re-dials.
     broken: AtomicU64,
     delayed: AtomicI64,
@@ -471,7 +468,7 @@ impl Inner {
     /// The current session, waiting (bounded) while the broker is away.
     async fn session(&self) -> Result<Arc<Session>, DriverError> {
         let mut rx = self.session.subscribe();
-        let wait = rx.wait_for(|s| s.is_some() || self.stopped.load(Ordering::Acquire));
+        let wait = rx.wait_for(|s| s.is_some() || self.switch.is_stopped());
         let session = tokio::time::timeout(PUSH_WAIT, wait)
             .await
             .map_err(|_| broker("amqp: no connection to the broker"))?
@@ -510,7 +507,7 @@ impl Inner {
         if result.is_err() && !session.publisher.status().connected() {
             // The channel (or the connection) is gone: have it re-made.
             self.broken.store(session.generation, Ordering::Release);
-            self.wake.notify_one();
+            self.switch.poke();
         }
         result
     }
@@ -712,7 +709,7 @@ impl Inner {
         let mut down_since: Option<Instant> = None;
         let mut reported_down = false;
         loop {
-            if self.stopped.load(Ordering::Acquire) {
+            if self.switch.is_stopped() {
                 return;
             }
             generation += 1;
@@ -733,7 +730,7 @@ impl Inner {
                     }
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
-                        () = self.wake.notified() => {}
+                        () = self.switch.changed() => {}
                     }
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
@@ -779,8 +776,8 @@ impl Inner {
             if self.broken.load(Ordering::Acquire) == session.generation {
                 return Some("a publish found the channel closed".to_owned());
             }
-            let stopped = self.stopped.load(Ordering::Acquire);
-            let want = !stopped && self.consuming.load(Ordering::Acquire);
+            let stopped = self.switch.is_stopped();
+            let want = !stopped && self.switch.is_consuming();
             if want && consumer.is_none() {
                 match session
                     .consumer
@@ -858,7 +855,7 @@ impl Inner {
                     Some(_) => {}
                     None => return Some("the connection is gone".to_owned()),
                 },
-                () = self.wake.notified() => {}
+                () = self.switch.changed() => {}
                 _ = health.tick() => {
                     if !session.connection.status().connected() {
                         return Some("the connection is closed".to_owned());
@@ -896,7 +893,7 @@ struct Ticket {
 
 impl Ticket {
     fn check(&self) -> Result<(), DriverError> {
-        if self.inner.stopped.load(Ordering::Acquire) {
+        if self.inner.switch.is_stopped() {
             Err(DriverError::Stopped)
         } else {
             Ok(())
@@ -957,14 +954,14 @@ impl Acknowledger for Ticket {
     }
 
     fn is_stopped(&self) -> bool {
-        self.inner.stopped.load(Ordering::Acquire)
+        self.inner.switch.is_stopped()
     }
 }
 
 /// An `amqp` pipeline.
 pub struct AmqpDriver {
     inner: Arc<Inner>,
-    supervisor: Mutex<Option<JoinHandle<()>>>,
+    supervisor: Background,
 }
 
 impl AmqpDriver {
@@ -980,16 +977,14 @@ impl AmqpDriver {
             queue: spec.queue,
             session,
             active,
-            consuming: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-            wake: Notify::new(),
+            switch: Switch::default(),
             broken: AtomicU64::new(0),
             delayed: AtomicI64::new(0),
         });
         let supervisor = tokio::spawn(Arc::clone(&inner).supervise());
         Ok(Arc::new(AmqpDriver {
             inner,
-            supervisor: Mutex::new(Some(supervisor)),
+            supervisor: Background::new(supervisor),
         }))
     }
 }
@@ -1005,21 +1000,17 @@ impl Driver for AmqpDriver {
     }
 
     async fn push(&self, job: Job) -> Result<(), DriverError> {
-        if self.inner.stopped.load(Ordering::Acquire) {
-            return Err(DriverError::Stopped);
-        }
+        self.inner.switch.check_open()?;
         self.inner.publish(&job).await
     }
 
     async fn run(&self) -> Result<(), DriverError> {
-        self.inner.consuming.store(true, Ordering::Release);
-        self.inner.wake.notify_one();
+        self.inner.switch.run();
         Ok(())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {
-        self.inner.consuming.store(false, Ordering::Release);
-        self.inner.wake.notify_one();
+        self.inner.switch.pause();
         // Return once the broker confirmed the cancel, so a job pushed
         // after the pause waits in the queue. Bounded: the supervisor may
         // be waiting for room in rr's queue.
@@ -1034,22 +1025,8 @@ impl Driver for AmqpDriver {
     }
 
     async fn stop(&self) -> Result<(), DriverError> {
-        self.inner.consuming.store(false, Ordering::Release);
-        self.inner.stopped.store(true, Ordering::Release);
-        self.inner.wake.notify_one();
-        let supervisor = self
-            .supervisor
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(mut supervisor) = supervisor {
-            if tokio::time::timeout(Duration::from_secs(5), &mut supervisor)
-                .await
-                .is_err()
-            {
-                supervisor.abort();
-            }
-        }
+        self.inner.switch.stop();
+        self.supervisor.finish(Duration::from_secs(5)).await;
         Ok(())
     }
 
@@ -1086,23 +1063,9 @@ impl Driver for AmqpDriver {
             active: active.try_into().unwrap_or(i64::MAX),
             delayed: self.inner.delayed.load(Ordering::Relaxed).max(0),
             reserved: 0,
-            ready: self.inner.consuming.load(Ordering::Acquire)
-                && !self.inner.stopped.load(Ordering::Acquire),
+            ready: self.inner.switch.is_ready(),
             priority: self.inner.priority.max(0).unsigned_abs(),
         })
-    }
-}
-
-impl Drop for AmqpDriver {
-    fn drop(&mut self) {
-        if let Some(supervisor) = self
-            .supervisor
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            supervisor.abort();
-        }
     }
 }
 

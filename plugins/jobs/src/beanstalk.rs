@@ -28,7 +28,7 @@
 //! re-dialled every second; what it had reserved goes back to the tube.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,10 +37,9 @@ use rr_plugin::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use crate::driver::{Driver, DriverError, PipelineSpec};
+use crate::driver::{Background, Driver, DriverError, PipelineSpec, Switch};
 use crate::job::{Acknowledger, Delivery, Job};
 use crate::proto::{Headers, Stat};
 use crate::queue::JobQueue;
@@ -220,9 +219,8 @@ struct Inner {
     /// Producer connection (put, stats-tube).
     producer: tokio::sync::Mutex<Option<Conn>>,
     commands: mpsc::UnboundedSender<Command>,
-    consuming: AtomicBool,
-    stopped: AtomicBool,
-    wake: Notify,
+    /// Run, pause and stop, as the listener sees them.
+    switch: Switch,
     in_flight: Arc<Semaphore>,
     /// Each reserving connection's number; ids of older ones are void.
     generation: AtomicU64,
@@ -321,7 +319,7 @@ impl Inner {
 
     async fn listen(self: Arc<Self>, mut commands: mpsc::UnboundedReceiver<Command>) {
         'dial: loop {
-            if self.stopped.load(Ordering::Acquire) {
+            if self.switch.is_stopped() {
                 return;
             }
             let mut conn = match self.dial_consumer().await {
@@ -330,7 +328,7 @@ impl Inner {
                     tracing::error!(target: "jobs", pipeline = %self.name, error = %err, "beanstalk consumer cannot connect; retrying in 1s");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        () = self.wake.notified() => {}
+                        () = self.switch.changed() => {}
                     }
                     continue;
                 }
@@ -344,8 +342,8 @@ impl Inner {
                 while let Ok(command) = commands.try_recv() {
                     lines.push(line(command));
                 }
-                let stopped = self.stopped.load(Ordering::Acquire);
-                let permit = (!stopped && self.consuming.load(Ordering::Acquire))
+                let stopped = self.switch.is_stopped();
+                let permit = (!stopped && self.switch.is_consuming())
                     .then(|| Arc::clone(&self.in_flight).try_acquire_owned().ok())
                     .flatten();
                 if lines.is_empty() && permit.is_none() {
@@ -357,7 +355,7 @@ impl Inner {
                             let Some(command) = command else { return };
                             carried = Some(command);
                         }
-                        () = self.wake.notified() => {}
+                        () = self.switch.changed() => {}
                     }
                     continue;
                 }
@@ -412,7 +410,7 @@ impl Inner {
         let Some((id, body)) = conn.reserved(&reply).await? else {
             return Ok(true);
         };
-        if !self.consuming.load(Ordering::Acquire) || self.stopped.load(Ordering::Acquire) {
+        if !self.switch.is_consuming() || self.switch.is_stopped() {
             // Paused while the reserve was pending: hand it back.
             let release = format!("release {id} {} 0", self.settings.tube_priority);
             conn.expect(&release, "RELEASED").await?;
@@ -464,12 +462,10 @@ struct Ticket {
 
 impl Ticket {
     fn delete(&self) -> Result<(), DriverError> {
-        if self.inner.stopped.load(Ordering::Acquire) {
-            return Err(DriverError::Stopped);
-        }
+        self.inner.switch.check_open()?;
         if self.inner.generation.load(Ordering::Acquire) == self.generation {
             let _ = self.inner.commands.send(Command::Delete(self.id));
-            self.inner.wake.notify_one();
+            self.inner.switch.poke();
         }
         drop(self.permit.lock().unwrap_or_else(|p| p.into_inner()).take());
         Ok(())
@@ -499,14 +495,14 @@ impl Acknowledger for Ticket {
     }
 
     fn is_stopped(&self) -> bool {
-        self.inner.stopped.load(Ordering::Acquire)
+        self.inner.switch.is_stopped()
     }
 }
 
 /// A `beanstalk` pipeline.
 pub struct BeanstalkDriver {
     inner: Arc<Inner>,
-    listener: Mutex<Option<JoinHandle<()>>>,
+    listener: Background,
 }
 
 impl BeanstalkDriver {
@@ -557,16 +553,14 @@ impl BeanstalkDriver {
             queue: spec.queue,
             producer: tokio::sync::Mutex::new(None),
             commands,
-            consuming: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-            wake: Notify::new(),
+            switch: Switch::default(),
             in_flight: Arc::new(Semaphore::new(prefetch)),
             generation: AtomicU64::new(0),
         });
         let listener = tokio::spawn(Arc::clone(&inner).listen(receiver));
         Ok(Arc::new(BeanstalkDriver {
             inner,
-            listener: Mutex::new(Some(listener)),
+            listener: Background::new(listener),
         }))
     }
 }
@@ -582,41 +576,26 @@ impl Driver for BeanstalkDriver {
     }
 
     async fn push(&self, job: Job) -> Result<(), DriverError> {
-        if self.inner.stopped.load(Ordering::Acquire) {
-            return Err(DriverError::Stopped);
-        }
+        self.inner.switch.check_open()?;
         self.inner.put(&job).await
     }
 
     async fn run(&self) -> Result<(), DriverError> {
-        self.inner.consuming.store(true, Ordering::Release);
-        self.inner.wake.notify_one();
+        self.inner.switch.run();
         Ok(())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {
-        self.inner.consuming.store(false, Ordering::Release);
-        self.inner.wake.notify_one();
+        self.inner.switch.pause();
         Ok(())
     }
 
     async fn stop(&self) -> Result<(), DriverError> {
-        self.inner.consuming.store(false, Ordering::Release);
-        self.inner.stopped.store(true, Ordering::Release);
-        self.inner.wake.notify_one();
-        let listener = self
-            .listener
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(mut listener) = listener {
-            // Pending deletes are sent first; a reserve in progress ends
-            // within reserve_timeout.
-            let bound = Duration::from_secs(self.inner.settings.reserve_secs + 1);
-            if tokio::time::timeout(bound, &mut listener).await.is_err() {
-                listener.abort();
-            }
-        }
+        self.inner.switch.stop();
+        // Pending deletes are sent first; a reserve in progress ends within
+        // reserve_timeout.
+        let bound = Duration::from_secs(self.inner.settings.reserve_secs + 1);
+        self.listener.finish(bound).await;
         Ok(())
     }
 
@@ -634,23 +613,9 @@ impl Driver for BeanstalkDriver {
             active: number("current-jobs-ready"),
             delayed: number("current-jobs-delayed"),
             reserved: number("current-jobs-reserved"),
-            ready: self.inner.consuming.load(Ordering::Acquire)
-                && !self.inner.stopped.load(Ordering::Acquire),
+            ready: self.inner.switch.is_ready(),
             priority: self.inner.priority.max(0).unsigned_abs(),
         })
-    }
-}
-
-impl Drop for BeanstalkDriver {
-    fn drop(&mut self) {
-        if let Some(listener) = self
-            .listener
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            listener.abort();
-        }
     }
 }
 

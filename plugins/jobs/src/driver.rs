@@ -1,6 +1,7 @@
 //! What a queue driver does for the plugin, and the options every driver
 //! reads from `jobs.pipelines.<name>.config` or a `jobs.Declare` map.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rr_plugin::async_trait;
@@ -149,5 +150,152 @@ pub fn build(kind: &str, spec: PipelineSpec) -> Option<Result<Arc<dyn Driver>, D
         "nats" => Some(crate::nats::NatsDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
         "amqp" => Some(crate::amqp::AmqpDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
         _ => None,
+    }
+}
+
+/// The consuming switch of a broker driver: whether its listener should
+/// take jobs, whether the pipeline is stopped for good, and the wake-up
+/// that makes the listener look again after either changed.
+#[derive(Debug, Default)]
+pub struct Switch {
+    consuming: std::sync::atomic::AtomicBool,
+    stopped: std::sync::atomic::AtomicBool,
+    wake: tokio::sync::Notify,
+}
+
+impl Switch {
+    /// Consume (run or resume).
+    pub fn run(&self) {
+        self.consuming.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Stop consuming; pushing still works.
+    pub fn pause(&self) {
+        self.consuming.store(false, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Stop for good.
+    pub fn stop(&self) {
+        self.consuming.store(false, Ordering::Release);
+        self.stopped.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Whether the listener should take jobs.
+    pub fn is_consuming(&self) -> bool {
+        self.consuming.load(Ordering::Acquire)
+    }
+
+    /// Whether the pipeline was stopped or destroyed.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
+    /// Consuming and not stopped: `jobs.Stat`'s `ready`.
+    pub fn is_ready(&self) -> bool {
+        self.is_consuming() && !self.is_stopped()
+    }
+
+    /// Fails with [`DriverError::Stopped`] once stopped (a push after destroy).
+    pub fn check_open(&self) -> Result<(), DriverError> {
+        if self.is_stopped() {
+            return Err(DriverError::Stopped);
+        }
+        Ok(())
+    }
+
+    /// Wakes the listener without a change (it has something else to see).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Resolves at the next [`Switch::run`], [`Switch::pause`],
+    /// [`Switch::stop`] or [`Switch::poke`].
+    pub async fn changed(&self) {
+        self.wake.notified().await;
+    }
+}
+
+/// A driver's background task (listener or supervisor): ended at stop,
+/// aborted when the driver is dropped.
+#[derive(Debug)]
+pub struct Background(std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>);
+
+impl Background {
+    /// Owns `task`.
+    pub fn new(task: tokio::task::JoinHandle<()>) -> Background {
+        Background(std::sync::Mutex::new(Some(task)))
+    }
+
+    /// Lets the task finish within `bound` (it saw the stop), then aborts it.
+    /// Only the first call waits.
+    pub async fn finish(&self, bound: std::time::Duration) {
+        let task = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut task) = task {
+            if tokio::time::timeout(bound, &mut task).await.is_err() {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn the_switch_wakes_its_listener_on_every_change() {
+        let switch = Arc::new(Switch::default());
+        assert!(!switch.is_ready());
+        let listener = {
+            let switch = Arc::clone(&switch);
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while !switch.is_stopped() {
+                    switch.changed().await;
+                    seen.push((switch.is_consuming(), switch.is_stopped()));
+                }
+                seen
+            })
+        };
+        tokio::task::yield_now().await;
+        switch.run();
+        assert!(switch.is_ready());
+        assert!(switch.check_open().is_ok());
+        tokio::task::yield_now().await;
+        switch.pause();
+        tokio::task::yield_now().await;
+        switch.stop();
+        assert!(!switch.is_ready());
+        assert!(matches!(switch.check_open(), Err(DriverError::Stopped)));
+        let seen = tokio::time::timeout(Duration::from_secs(5), listener)
+            .await
+            .expect("the listener saw the stop")
+            .expect("listener task");
+        assert_eq!(seen.last(), Some(&(false, true)));
+    }
+
+    #[tokio::test]
+    async fn a_background_task_that_ignores_the_stop_is_aborted_after_the_bound() {
+        let task = Background::new(tokio::spawn(std::future::pending::<()>()));
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            task.finish(Duration::from_millis(10)),
+        )
+        .await
+        .expect("finish returns after its bound");
+        // A second finish has nothing left to wait for.
+        task.finish(Duration::from_secs(60)).await;
     }
 }

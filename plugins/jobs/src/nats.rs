@@ -50,7 +50,6 @@
 //! away; the consumer is pulled again once it is back.
 
 use std::future::IntoFuture as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -59,10 +58,10 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use rr_plugin::async_trait;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
-use crate::driver::{Driver, DriverError, PipelineSpec};
+use crate::driver::{Background, Driver, DriverError, PipelineSpec, Switch};
 use crate::job::{Acknowledger, Delivery, Job};
 use crate::proto::{Headers, Stat};
 use crate::queue::JobQueue;
@@ -189,9 +188,8 @@ struct Inner {
     context: OnceCell<jetstream::Context>,
     /// The stream, once created or found; cleared when it fails.
     stream: tokio::sync::Mutex<Option<stream::Stream>>,
-    consuming: AtomicBool,
-    stopped: AtomicBool,
-    wake: Notify,
+    /// Run, pause and stop, as the listener sees them.
+    switch: Switch,
 }
 
 impl Inner {
@@ -340,17 +338,17 @@ impl Inner {
     async fn backoff(&self) {
         tokio::select! {
             () = tokio::time::sleep(RETRY) => {}
-            () = self.wake.notified() => {}
+            () = self.switch.changed() => {}
         }
     }
 
     async fn listen(self: Arc<Self>) {
         loop {
-            if self.stopped.load(Ordering::Acquire) {
+            if self.switch.is_stopped() {
                 return;
             }
-            if !self.consuming.load(Ordering::Acquire) {
-                self.wake.notified().await;
+            if !self.switch.is_consuming() {
+                self.switch.changed().await;
                 continue;
             }
             let mut messages = match self.subscribe().await {
@@ -365,8 +363,8 @@ impl Inner {
             tracing::debug!(target: "jobs", pipeline = %self.name, "nats consumer started");
             loop {
                 tokio::select! {
-                    () = self.wake.notified() => {
-                        if !self.consuming.load(Ordering::Acquire) || self.stopped.load(Ordering::Acquire) {
+                    () = self.switch.changed() => {
+                        if !self.switch.is_consuming() || self.switch.is_stopped() {
                             // Dropping the pull stream stops delivery; what
                             // it had prefetched is redelivered after ack_wait.
                             break;
@@ -516,7 +514,7 @@ async fn keep_alive(inner: Arc<Inner>, acker: Arc<jetstream::message::Acker>, ac
     let period = (ack_wait / 2).max(Duration::from_millis(500));
     loop {
         tokio::time::sleep(period).await;
-        if inner.stopped.load(Ordering::Acquire) {
+        if inner.switch.is_stopped() {
             return;
         }
         if let Err(err) = acker.ack_with(AckKind::Progress).await {
@@ -543,9 +541,7 @@ impl Ticket {
         {
             keepalive.abort();
         }
-        if self.inner.stopped.load(Ordering::Acquire) {
-            return Err(DriverError::Stopped);
-        }
+        self.inner.switch.check_open()?;
         Ok(())
     }
 
@@ -617,14 +613,14 @@ impl Acknowledger for Ticket {
     }
 
     fn is_stopped(&self) -> bool {
-        self.inner.stopped.load(Ordering::Acquire)
+        self.inner.switch.is_stopped()
     }
 }
 
 /// A `nats` pipeline.
 pub struct NatsDriver {
     inner: Arc<Inner>,
-    listener: Mutex<Option<JoinHandle<()>>>,
+    listener: Background,
 }
 
 impl NatsDriver {
@@ -682,14 +678,12 @@ impl NatsDriver {
             queue: spec.queue,
             context: OnceCell::new(),
             stream: tokio::sync::Mutex::new(None),
-            consuming: AtomicBool::new(false),
-            stopped: AtomicBool::new(false),
-            wake: Notify::new(),
+            switch: Switch::default(),
         });
         let listener = tokio::spawn(Arc::clone(&inner).listen());
         Ok(Arc::new(NatsDriver {
             inner,
-            listener: Mutex::new(Some(listener)),
+            listener: Background::new(listener),
         }))
     }
 }
@@ -705,41 +699,23 @@ impl Driver for NatsDriver {
     }
 
     async fn push(&self, job: Job) -> Result<(), DriverError> {
-        if self.inner.stopped.load(Ordering::Acquire) {
-            return Err(DriverError::Stopped);
-        }
+        self.inner.switch.check_open()?;
         self.inner.publish(&job).await
     }
 
     async fn run(&self) -> Result<(), DriverError> {
-        self.inner.consuming.store(true, Ordering::Release);
-        self.inner.wake.notify_one();
+        self.inner.switch.run();
         Ok(())
     }
 
     async fn pause(&self) -> Result<(), DriverError> {
-        self.inner.consuming.store(false, Ordering::Release);
-        self.inner.wake.notify_one();
+        self.inner.switch.pause();
         Ok(())
     }
 
     async fn stop(&self) -> Result<(), DriverError> {
-        self.inner.consuming.store(false, Ordering::Release);
-        self.inner.stopped.store(true, Ordering::Release);
-        self.inner.wake.notify_one();
-        let listener = self
-            .listener
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(mut listener) = listener {
-            if tokio::time::timeout(Duration::from_secs(2), &mut listener)
-                .await
-                .is_err()
-            {
-                listener.abort();
-            }
-        }
+        self.inner.switch.stop();
+        self.listener.finish(Duration::from_secs(2)).await;
         let Some(context) = self.inner.context.get() else {
             return Ok(());
         };
@@ -775,23 +751,9 @@ impl Driver for NatsDriver {
             active,
             delayed: 0,
             reserved,
-            ready: self.inner.consuming.load(Ordering::Acquire)
-                && !self.inner.stopped.load(Ordering::Acquire),
+            ready: self.inner.switch.is_ready(),
             priority: self.inner.priority.max(0).unsigned_abs(),
         })
-    }
-}
-
-impl Drop for NatsDriver {
-    fn drop(&mut self) {
-        if let Some(listener) = self
-            .listener
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            listener.abort();
-        }
     }
 }
 
