@@ -572,15 +572,7 @@ impl Leased {
             }
             Ok(Reply::StopRequested) => {
                 tracing::debug!(target: "server", pid, pool = %pool.name, "worker asked to stop; the payload goes to another worker");
-                if let Some(worker) = self.worker.take() {
-                    let replace = !pool.config.debug;
-                    pool.stop_detached(
-                        worker,
-                        WorkerStatus::Invalid,
-                        replace,
-                        RECYCLE_STOP_TIMEOUT,
-                    );
-                }
+                self.stop_on_request();
                 Attempt::WorkerStopped
             }
             Err(source) => {
@@ -589,6 +581,20 @@ impl Leased {
                 self.lose();
                 Attempt::Done(Err(ExecError::Protocol { pid, source }))
             }
+        }
+    }
+
+    /// The worker asked to stop (RoadRunner's stop request): it leaves
+    /// gracefully and, outside debug mode, a fresh one takes its place.
+    fn stop_on_request(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            let replace = !self.pool.config.debug;
+            self.pool.stop_detached(
+                worker,
+                WorkerStatus::Invalid,
+                replace,
+                RECYCLE_STOP_TIMEOUT,
+            );
         }
     }
 
@@ -660,14 +666,7 @@ async fn forward_stream(mut leased: Leased, frames: FrameSender) {
                 return;
             }
             StreamRead::Reply(Ok(Reply::StopRequested)) => {
-                if let Some(worker) = leased.worker.take() {
-                    pool.stop_detached(
-                        worker,
-                        WorkerStatus::Invalid,
-                        !pool.config.debug,
-                        RECYCLE_STOP_TIMEOUT,
-                    );
-                }
+                leased.stop_on_request();
                 let _ = frames.send(Err(ExecError::StopInStream { pid })).await;
                 return;
             }
@@ -707,14 +706,7 @@ async fn stop_stream(mut leased: Leased) {
     .await;
     match drained {
         Ok(Ok(Reply::StopRequested)) => {
-            if let Some(worker) = leased.worker.take() {
-                pool.stop_detached(
-                    worker,
-                    WorkerStatus::Invalid,
-                    !pool.config.debug,
-                    RECYCLE_STOP_TIMEOUT,
-                );
-            }
+            leased.stop_on_request();
         }
         Ok(Ok(_)) => {
             tracing::debug!(target: "server", pid, pool = %pool.name, "worker ended its stream after the stop");
