@@ -589,12 +589,8 @@ impl Leased {
     fn stop_on_request(&mut self) {
         if let Some(worker) = self.worker.take() {
             let replace = !self.pool.config.debug;
-            self.pool.stop_detached(
-                worker,
-                WorkerStatus::Invalid,
-                replace,
-                RECYCLE_STOP_TIMEOUT,
-            );
+            self.pool
+                .stop_detached(worker, WorkerStatus::Invalid, replace, RECYCLE_STOP_TIMEOUT);
         }
     }
 

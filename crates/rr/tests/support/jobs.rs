@@ -101,3 +101,25 @@ pub fn jobs_log(message: &'static str, id: &str) -> impl Fn(&Line) -> bool {
 pub fn jobs(rr: &RrProcess) -> Vec<Event> {
     rr.events("JOB")
 }
+
+/// The `jobs.Stat` of `pipeline`, through the PHP client.
+pub fn stat_of(port: u16, pipeline: &str) -> serde_json::Value {
+    let stat = php_client(port, &["stat"]).expect("stat");
+    stat.as_array()
+        .and_then(|a| a.iter().find(|s| s["pipeline"] == pipeline))
+        .cloned()
+        .unwrap_or_else(|| panic!("no stat for {pipeline}: {stat}"))
+}
+
+/// Waits for job `id` to reach a worker twice, the second time at least
+/// 0.9 s after the first (a requeue or redelivery with a 1 s delay), and
+/// returns both `JOB` lines.
+pub fn delivered_again_after_a_second(rr: &mut RrProcess, id: &str) -> Vec<Line> {
+    let lines = super::ok(rr.wait_for_lines_from(0, job_with_id(id), 2, super::EVENTUALLY));
+    let gap = lines[1].at - lines[0].at;
+    rr.check(
+        gap >= Duration::from_millis(900),
+        format!("{id} delivered again after {gap:?}, expected >= 1s"),
+    );
+    lines
+}
