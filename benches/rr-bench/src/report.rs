@@ -422,7 +422,7 @@ fn plot_link(markdown: &Path, plots_dir: &Path, name: &str) -> String {
 }
 
 /// Now, as `YYYY-MM-DD HH:MM UTC`.
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

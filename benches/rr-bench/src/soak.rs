@@ -433,7 +433,7 @@ pub fn write(soak: &Soak, out: &Path, took: Duration) -> Result<()> {
          whose push was answered must be consumed. Memory is rr's own VmRSS, sampled every \
          second: the median of the 10% after the first 10% (warm-up) against the median of the \
          last 10%.\n\n\
-         - Date: run took {took:.0} s ({load} s of load, then up to {drain} s for queued jobs)\n\
+         - Date: {date}; the run took {took:.0} s ({load} s of load, then up to {drain} s for queued jobs)\n\
          - Re-run: `./scripts/soak.sh [seconds]` (600 by default)\n\n\
          | what | count |\n|---|---:|\n\
          | HTTP requests served (200) | {http_ok} |\n\
@@ -450,6 +450,7 @@ pub fn write(soak: &Soak, out: &Path, took: Duration) -> Result<()> {
          Targets (issue 9): zero unexpected errors {v1} ({unexpected}); rr's memory grows at most \
          10% after warm-up {v2} ({growth:+.1}%).\n",
         reset = RESET_EVERY.as_secs(),
+        date = crate::report::utc_now(),
         took = took.as_secs_f64(),
         load = soak.seconds,
         drain = DRAIN.as_secs(),
