@@ -26,7 +26,8 @@ fn start_in(dir: &Path, port: u16, workers: u32, consume: &str, pipelines: &str)
 
 /// Pushes from Rust and PHP, then ack, nack, redelivery and requeue with a
 /// delay, invalid JSON; priority order on resume; a delayed push;
-/// declare/destroy of a boltdb pipeline; `jobs.Stat` counts.
+/// declare/destroy of a boltdb pipeline; `jobs.Stat` counts. One worker,
+/// so the order jobs reach it is the order the pipeline hands them out.
 #[test]
 fn boltdb_pipelines_deliver_settle_and_count_from_the_file() {
     require_php!();
@@ -35,7 +36,7 @@ fn boltdb_pipelines_deliver_settle_and_count_from_the_file() {
     let mut rr = start_in(
         dir.path(),
         port,
-        2,
+        1,
         "main",
         "    main:\n      driver: boltdb\n      config:\n        prefetch: 100\n    lane:\n      driver: boltdb\n      config:\n        file: lane.db\n        priority: 10\n        permissions: \"0600\"\n",
     );
@@ -84,6 +85,16 @@ fn boltdb_pipelines_deliver_settle_and_count_from_the_file() {
         EVENTUALLY,
     ));
     assert_eq!(invalid.level(), Some("ERROR"));
+
+    // A worker dies on a job: the core requeues it through the driver
+    // (out of `processing`, back into the file) and the next worker acks it.
+    rust_push(port, "main", "c1", "crash_once", "x", &[]).expect("push");
+    ok(rr.wait_for(
+        jobs_log("the job never got an answer from a worker; requeued", "c1"),
+        EVENTUALLY,
+    ));
+    ok(rr.wait_for(jobs_log("job was processed successfully", "c1"), EVENTUALLY));
+    rr.check(rr.count(job_with_id("c1")) == 2, "c1 delivered twice");
 
     // Every job of main is settled: nothing left in the file.
     let main = stat_of(port, "main");
