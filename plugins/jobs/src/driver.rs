@@ -138,7 +138,7 @@ impl PipelineSpec {
 }
 
 /// The drivers this build knows.
-pub const DRIVERS: &[&str] = &["memory", "beanstalk", "nats", "amqp"];
+pub const DRIVERS: &[&str] = &["memory", "beanstalk", "nats", "amqp", "boltdb"];
 
 /// Builds the driver `kind` for `spec`; `None` for an unknown driver.
 pub fn build(kind: &str, spec: PipelineSpec) -> Option<Result<Arc<dyn Driver>, DriverError>> {
@@ -149,6 +149,7 @@ pub fn build(kind: &str, spec: PipelineSpec) -> Option<Result<Arc<dyn Driver>, D
         }
         "nats" => Some(crate::nats::NatsDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
         "amqp" => Some(crate::amqp::AmqpDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
+        "boltdb" => Some(crate::boltdb::BoltdbDriver::new(spec).map(|d| d as Arc<dyn Driver>)),
         _ => None,
     }
 }

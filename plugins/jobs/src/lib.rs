@@ -19,6 +19,7 @@
 
 pub mod amqp;
 pub mod beanstalk;
+pub mod boltdb;
 pub mod config;
 pub mod core;
 pub mod driver;
