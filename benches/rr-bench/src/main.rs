@@ -9,6 +9,7 @@
 
 mod exec;
 mod http;
+mod jobs;
 mod model;
 mod report;
 mod server;
@@ -42,6 +43,9 @@ struct Args {
     /// PHP workers of each HTTP server (rr's pool, php-fpm's static children).
     #[arg(long, default_value_t = 4)]
     http_workers: usize,
+    /// Jobs pushed through each jobs path.
+    #[arg(long, default_value_t = 20_000)]
+    jobs: usize,
     /// Length of the soak's load phase, seconds.
     #[arg(long, default_value_t = 600)]
     soak_seconds: u64,
@@ -67,6 +71,8 @@ enum Section {
     Lateness,
     Drift,
     Http,
+    /// Jobs/s through rr (memory, amqp) against the broker client alone.
+    Jobs,
     /// Minutes of mixed load with resets and kills (not in the default run).
     Soak,
 }
@@ -147,6 +153,10 @@ fn main() -> Result<()> {
             args.http_workers,
         )
         .context("http section")?;
+    }
+    if wanted(Section::Jobs) {
+        let jobs = if args.quick { 2_000 } else { args.jobs };
+        report.jobs = jobs::run(&rr, &repo, jobs, args.http_workers).context("jobs section")?;
     }
     report.roadrunner_note = match &roadrunner {
         Some(path) => Some(format!("RoadRunner binary: {}", path.display())),

@@ -121,6 +121,39 @@ pub struct Drift {
     pub slope_us_per_min: f64,
 }
 
+/// Jobs end to end through one path: rr on a driver, or a broker client alone.
+#[derive(Debug, Clone)]
+pub struct JobsCell {
+    /// `memory` or `amqp`.
+    pub driver: String,
+    /// `rr` or `lapin alone`.
+    pub through: String,
+    /// Jobs pushed and acked.
+    pub jobs: usize,
+    /// From the first push to the last ack, s.
+    pub seconds: f64,
+    /// `jobs / seconds`.
+    pub jobs_per_sec: f64,
+}
+
+impl JobsCell {
+    /// A cell for `jobs` done in `elapsed`.
+    pub fn new(driver: &str, through: &str, jobs: usize, elapsed: std::time::Duration) -> JobsCell {
+        let seconds = elapsed.as_secs_f64();
+        JobsCell {
+            driver: driver.to_owned(),
+            through: through.to_owned(),
+            jobs,
+            seconds,
+            jobs_per_sec: if seconds > 0.0 {
+                jobs as f64 / seconds
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
 /// Everything one bench run measured.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -136,6 +169,8 @@ pub struct Report {
     pub drift: Option<Drift>,
     /// HTTP side by side.
     pub http: Vec<HttpCell>,
+    /// Jobs end to end: rr per driver, and the raw broker client.
+    pub jobs: Vec<JobsCell>,
     /// Why a RoadRunner column is missing, when it is.
     pub roadrunner_note: Option<String>,
     /// Free text about the machine and the run (cores, load, duration).

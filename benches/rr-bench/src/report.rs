@@ -109,6 +109,9 @@ fn render(report: &Report, plots: &[Plot], date: &str) -> String {
     if !report.http.is_empty() {
         render_http(&mut md, &report.http);
     }
+    if !report.jobs.is_empty() {
+        render_jobs(&mut md, &report.jobs);
+    }
     let measured_servers = !report.startup.is_empty() || !report.memory.is_empty();
     if let Some(note) = report
         .roadrunner_note
@@ -331,6 +334,43 @@ fn render_http(md: &mut String, cells: &[crate::model::HttpCell]) {
          -t2 -c32 --latency` after a 2 s warm-up, one server at a time on the same machine (wrk \
          shares its cores). php-fpm runs with Debian's default OPcache; rr's workers are \
          long-lived PHP processes.\n\n",
+    );
+}
+
+fn render_jobs(md: &mut String, cells: &[crate::model::JobsCell]) {
+    md.push_str("## Jobs: end to end through rr, against the broker client alone\n\n");
+    md.push_str("| driver | through | jobs | seconds | jobs/s | vs the broker client alone |\n|---|---|---:|---:|---:|---:|\n");
+    for cell in cells {
+        let raw = cells
+            .iter()
+            .find(|c| c.driver == cell.driver && c.through != "rr");
+        let ratio = match raw {
+            Some(raw) if raw.jobs_per_sec > 0.0 => {
+                format!("{:.2}×", cell.jobs_per_sec / raw.jobs_per_sec)
+            }
+            _ => "–".to_owned(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.2} | {} | {ratio} |",
+            cell.driver,
+            cell.through,
+            cell.jobs,
+            cell.seconds,
+            thousands(cell.jobs_per_sec),
+        );
+    }
+    md.push_str(
+        "\nrr runs with a `bench` pipeline consumed by PHP workers (`benches/jobs/worker.php`, \
+         which acks every job and logs nothing; `jobs.pool.num_workers` and `num_pollers` as for \
+         HTTP); a producer thread pushes the jobs over RPC (`jobs.PushBatch`, 1,000 a call) and the \
+         clock runs from the first push to the last `job was processed successfully` line of rr's \
+         debug log. The amqp driver talks to a RabbitMQ node the bench starts in a temp dir on \
+         free loopback ports (no plugins, transient queue); the yardstick on the same node is \
+         lapin alone: one channel publishing with confirms (as rr's driver does) while another \
+         with the same prefetch (100) consumes and acks, no rr and no PHP. The memory driver has \
+         no broker to compare with. No RoadRunner jobs row: it needs its own jobs worker setup, \
+         not measured here.\n\n",
     );
 }
 

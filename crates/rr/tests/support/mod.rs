@@ -427,6 +427,41 @@ impl RrProcess {
         }
     }
 
+    /// Hands each line from index `from` on to `visit`, once and as it
+    /// arrives, until `visit` returns true; returns the index after that
+    /// line. For waits over thousands of lines, where rescanning the log on
+    /// every arrival (as [`RrProcess::wait_for_lines_from`] does) would be
+    /// quadratic. Fails after `timeout` or once rr's output closes.
+    pub fn follow(
+        &mut self,
+        from: usize,
+        timeout: Duration,
+        mut visit: impl FnMut(&Line) -> bool,
+    ) -> Result<usize, String> {
+        let deadline = Instant::now() + timeout;
+        let mut next = from;
+        loop {
+            while next < self.lines.len() {
+                next += 1;
+                if visit(&self.lines[next - 1]) {
+                    return Ok(next);
+                }
+            }
+            if self.closed || Instant::now() >= deadline {
+                let why = if self.closed {
+                    "rr's output closed (rr exited)"
+                } else {
+                    "timed out"
+                };
+                return Err(format!(
+                    "{why} after {timeout:?} following the log\n{}",
+                    self.recent()
+                ));
+            }
+            self.pump(deadline);
+        }
+    }
+
     /// Waits for the first line (received at any time) matching `predicate`.
     pub fn wait_for_line(
         &mut self,
