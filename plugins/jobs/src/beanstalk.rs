@@ -196,9 +196,21 @@ struct ItemOptions {
     auto_ack: bool,
 }
 
+/// A settle for the consumer connection to send, tagged with the
+/// connection generation that reserved the job: beanstalkd job ids are per
+/// server, so after a re-dial (maybe to a restarted, empty beanstalkd) an
+/// old id would name someone else's job.
 enum Command {
-    Delete(u64),
-    Bury(u64),
+    Delete { id: u64, generation: u64 },
+    Bury { id: u64, generation: u64 },
+}
+
+impl Command {
+    fn generation(&self) -> u64 {
+        match self {
+            Command::Delete { generation, .. } | Command::Bury { generation, .. } => *generation,
+        }
+    }
 }
 
 struct Settings {
@@ -283,7 +295,7 @@ impl Inner {
         .map(drop)
     }
 
-    fn decode(&self, id: u64, body: &[u8]) -> Option<Job> {
+    fn decode(&self, id: u64, body: &[u8], generation: u64) -> Option<Job> {
         match serde_json::from_slice::<Item>(body) {
             Ok(item) => Some(Job {
                 id: item.id,
@@ -311,20 +323,27 @@ impl Inner {
             }),
             Err(err) => {
                 tracing::error!(target: "jobs", pipeline = %self.name, beanstalk_id = id, error = %err, "beanstalk message is not an rr job (set consume_all to take it); it is buried");
-                let _ = self.commands.send(Command::Bury(id));
+                let _ = self.commands.send(Command::Bury { id, generation });
                 None
             }
         }
     }
 
     async fn listen(self: Arc<Self>, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut failed = false;
         'dial: loop {
             if self.switch.is_stopped() {
                 return;
             }
             let mut conn = match self.dial_consumer().await {
-                Ok(conn) => conn,
+                Ok(conn) => {
+                    if std::mem::take(&mut failed) {
+                        tracing::info!(target: "jobs", pipeline = %self.name, "beanstalk consumer connected again");
+                    }
+                    conn
+                }
                 Err(err) => {
+                    failed = true;
                     tracing::error!(target: "jobs", pipeline = %self.name, error = %err, "beanstalk consumer cannot connect; retrying in 1s");
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -338,9 +357,19 @@ impl Inner {
             loop {
                 // Settling commands and the next reserve go out in one
                 // write: one round trip per job under load.
-                let mut lines: Vec<String> = carried.take().into_iter().map(line).collect();
-                while let Ok(command) = commands.try_recv() {
-                    lines.push(line(command));
+                let mut lines: Vec<String> = Vec::new();
+                for command in carried
+                    .take()
+                    .into_iter()
+                    .chain(std::iter::from_fn(|| commands.try_recv().ok()))
+                {
+                    if command.generation() == generation {
+                        lines.push(line(command));
+                    } else {
+                        // The reservation died with its connection; beanstalkd
+                        // has released the job already.
+                        tracing::debug!(target: "jobs", pipeline = %self.name, command = %line(command), "dropping a settle for a reservation of a closed connection");
+                    }
                 }
                 let stopped = self.switch.is_stopped();
                 let permit = (!stopped && self.switch.is_consuming())
@@ -378,6 +407,7 @@ impl Inner {
                     Ok(false) => return,
                     Err(err) => {
                         tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, "beanstalk connection failed; re-dialling");
+                        failed = true;
                         continue 'dial;
                     }
                 }
@@ -416,7 +446,7 @@ impl Inner {
             conn.expect(&release, "RELEASED").await?;
             return Ok(true);
         }
-        let Some(job) = self.decode(id, &body) else {
+        let Some(job) = self.decode(id, &body, generation) else {
             return Ok(true);
         };
         let ticket = Ticket {
@@ -447,8 +477,8 @@ impl Inner {
 
 fn line(command: Command) -> String {
     match command {
-        Command::Delete(id) => format!("delete {id}"),
-        Command::Bury(id) => format!("bury {id} 0"),
+        Command::Delete { id, .. } => format!("delete {id}"),
+        Command::Bury { id, .. } => format!("bury {id} 0"),
     }
 }
 
@@ -464,7 +494,10 @@ impl Ticket {
     fn delete(&self) -> Result<(), DriverError> {
         self.inner.switch.check_open()?;
         if self.inner.generation.load(Ordering::Acquire) == self.generation {
-            let _ = self.inner.commands.send(Command::Delete(self.id));
+            let _ = self.inner.commands.send(Command::Delete {
+                id: self.id,
+                generation: self.generation,
+            });
             self.inner.switch.poke();
         }
         drop(self.permit.lock().unwrap_or_else(|p| p.into_inner()).take());

@@ -79,6 +79,16 @@ impl Service {
         ready_rx
             .recv_timeout(super::START)
             .unwrap_or_else(|_| panic!("{name} on port {port} did not get ready"));
+        // Some servers (beanstalkd) print their bind line before they
+        // listen: the port accepting a connection is the real readiness.
+        let deadline = std::time::Instant::now() + super::START;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} on port {port} never accepted a connection"
+            );
+            std::thread::yield_now();
+        }
         service
     }
 
@@ -161,8 +171,14 @@ pub fn memcached() -> Service {
 
 /// beanstalkd in memory (no binlog).
 pub fn beanstalkd() -> Service {
-    Service::start(
+    beanstalkd_on(super::free_tcp_port())
+}
+
+/// beanstalkd on `port` (a restart where a killed one listened).
+pub fn beanstalkd_on(port: u16) -> Service {
+    Service::start_on(
         "beanstalkd",
+        port,
         |port| {
             // `-V` prints `bind ...` on stdout, which beanstalkd buffers when
             // it is a pipe: stdbuf (it execs, so the child is beanstalkd
