@@ -476,6 +476,15 @@ fn beanstalk_pipelines_on_a_real_beanstalkd() {
         6,
         EVENTUALLY,
     ));
+    // Destroyed at run time: gone from the list, pushes refused.
+    assert_eq!(
+        php_client(port, &["destroy", "other"]),
+        Ok(serde_json::json!(["other"]))
+    );
+    assert_eq!(
+        php_client(port, &["push", "other", "ack", "gone"]),
+        Err("no such pipeline, requested: other".to_owned())
+    );
     rr.stop_cleanly();
 
     // Every job was settled: nothing is left ready, reserved or delayed
@@ -598,13 +607,14 @@ fn no_job_is_lost_or_run_twice_under_load() {
     assert_eq!(stopped.field_u64("failed"), Some(0));
 }
 
-/// beanstalkd goes away mid-run and comes back on the same port: rr's
+/// Priority order among reserved jobs on one worker, then: beanstalkd goes
+/// away mid-run and comes back on the same port: rr's
 /// consumer re-dials (every second) and its producer on the next push, and
 /// jobs pushed after the restart are consumed. The restarted beanstalkd
 /// numbers jobs from 1 again, so the ack of the job before the restart
 /// (id 1) must not be sent to it: it would delete the new job 1.
 #[test]
-fn beanstalk_pipelines_go_on_after_the_broker_restarts() {
+fn beanstalk_priority_and_a_broker_restart() {
     require_php!();
     require_service!("beanstalkd");
     let broker = support::service::beanstalkd();
@@ -625,6 +635,41 @@ fn beanstalk_pipelines_go_on_after_the_broker_restarts() {
     ));
     let mut rr = RrProcess::start(dir.path(), &config);
     ok(rr.wait_for(|l| l.is("jobs", "jobs started"), START));
+
+    // Priority: while the one worker is busy, three jobs are reserved into
+    // rr's queue; they run by rr priority, not by push order.
+    rust_push(port, "tube", "busy", "slow", "300", &[]).expect("push");
+    ok(rr.wait_for(job_with_id("busy"), EVENTUALLY));
+    for (id, priority) in [("p5", 5), ("p1", 1), ("p3", 3)] {
+        support::jobs::rust_push_job(
+            port,
+            rr_jobs::proto::Job {
+                job: "ack".into(),
+                id: id.into(),
+                payload: b"x".to_vec(),
+                options: Some(rr_jobs::proto::Options {
+                    pipeline: "tube".into(),
+                    priority,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .expect("push");
+    }
+    let order: Vec<String> = ok(rr.wait_for_n(
+        |l| {
+            l.event_named("JOB")
+                .is_some_and(|e| e.get("id").starts_with('p'))
+        },
+        3,
+        EVENTUALLY,
+    ))
+    .iter()
+    .map(|l| l.event().expect("event").get("id").to_owned())
+    .collect();
+    assert_eq!(order, ["p1", "p3", "p5"], "run by priority");
+
     rust_push(port, "tube", "before", "ack", "x", &[]).expect("push");
     ok(rr.wait_for(
         jobs_log("job was processed successfully", "before"),
