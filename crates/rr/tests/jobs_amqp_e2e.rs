@@ -11,10 +11,11 @@ use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use support::jobs::{
-    delivered_again_after_a_second, job_with_id, jobs_log, php_client, rust_push, stat_of, yaml,
+    delivered_again_after_a_second, job_payload, job_with_id, jobs_log, php_client, rust_push,
+    stat_of, yaml,
 };
 use support::service::RabbitMq;
-use support::{free_tcp_port, ok, Line, RrProcess, EVENTUALLY, START};
+use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
 
 /// A pipeline block: queue and routing key `name`, plus `extra` lines.
 fn pipeline(name: &str, extra: &str) -> String {
@@ -69,13 +70,6 @@ fn sent(rr: &mut RrProcess, result: Result<(), String>) {
     if let Err(err) = result {
         rr.drain();
         panic!("push failed: {err}\n{}", rr.recent());
-    }
-}
-
-fn job_payload(payload: &'static str) -> impl Fn(&Line) -> bool {
-    move |l| {
-        l.event_named("JOB")
-            .is_some_and(|e| e.get("payload") == payload)
     }
 }
 

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use support::jobs::{
-    delivered_again_after_a_second, job_with_id, jobs_log, php_client, rust_push, stat_of, yaml,
+    delivered_again_after_a_second, job_payload, job_with_id, jobs_log, php_client, rust_push,
+    stat_of, yaml,
 };
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
 
@@ -179,14 +180,7 @@ fn boltdb_pipelines_deliver_settle_and_count_from_the_file() {
     assert_eq!(stat_of(port, "lane")["active"], 1);
     let before = rr.mark();
     php_client(port, &["resume", "lane"]).expect("resume");
-    let held = ok(rr.wait_for_line_after(
-        before,
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("payload") == "held")
-        },
-        EVENTUALLY,
-    ));
+    let held = ok(rr.wait_for_line_after(before, job_payload("held"), EVENTUALLY));
     rr.check(held.event().is_some(), "held ran after resume");
 
     // Declare a boltdb pipeline on its own file, use it, destroy it.
@@ -197,13 +191,7 @@ fn boltdb_pipelines_deliver_settle_and_count_from_the_file() {
     .expect("declare");
     php_client(port, &["resume", "dyn"]).expect("resume");
     php_client(port, &["push", "dyn", "ack", "on-dyn"]).expect("push");
-    let job = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("payload") == "on-dyn")
-        },
-        EVENTUALLY,
-    ));
+    let job = ok(rr.wait_for(job_payload("on-dyn"), EVENTUALLY));
     assert_eq!(job.event().expect("e").get("driver"), "boltdb");
     assert!(dir.path().join("dyn.db").exists());
     assert_eq!(

@@ -10,7 +10,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::jobs::{
-    delivered_again_after_a_second, job_with_id, jobs, jobs_log, php_client, rust_push, yaml,
+    delivered_again_after_a_second, job_payload, job_with_id, jobs, jobs_log, php_client,
+    rust_push, yaml,
 };
 use support::{free_tcp_port, ok, run_rr, RrProcess, EVENTUALLY, START};
 
@@ -284,13 +285,7 @@ fn priority_pause_resume_delay_and_declared_pipelines() {
     php_client(port, &["resume", "lane"]).expect("resume");
     let resumed =
         ok(rr.wait_for_line_after(before, |l| l.is("jobs", "pipeline was resumed"), EVENTUALLY));
-    let held = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("payload") == "held")
-        },
-        EVENTUALLY,
-    ));
+    let held = ok(rr.wait_for(job_payload("held"), EVENTUALLY));
     rr.check(
         held.at >= resumed.at,
         "the held job ran only after the resume",
@@ -300,13 +295,7 @@ fn priority_pause_resume_delay_and_declared_pipelines() {
     // A delayed push arrives no earlier than its delay.
     let pushed = Instant::now();
     php_client(port, &["push", "main", "ack", "delayed", "0", "1"]).expect("push");
-    let delayed = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("payload") == "delayed")
-        },
-        EVENTUALLY,
-    ));
+    let delayed = ok(rr.wait_for(job_payload("delayed"), EVENTUALLY));
     rr.check(
         delayed.at - pushed >= Duration::from_millis(950),
         format!("delayed job ran after {:?}", delayed.at - pushed),
@@ -327,13 +316,7 @@ fn priority_pause_resume_delay_and_declared_pipelines() {
         Err("no associated driver with the pipeline, pipeline name: nodriver".to_owned())
     );
     php_client(port, &["push", "dyn", "ack", "on-dyn"]).expect("push");
-    let job = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("payload") == "on-dyn")
-        },
-        EVENTUALLY,
-    ));
+    let job = ok(rr.wait_for(job_payload("on-dyn"), EVENTUALLY));
     assert_eq!(job.event().expect("e").get("pipeline"), "dyn");
     let list = php_client(port, &["list"]).expect("list");
     assert_eq!(list, serde_json::json!(["dyn", "lane", "main"]));
@@ -441,13 +424,7 @@ fn beanstalk_pipelines_on_a_real_beanstalkd() {
     php_client(port, &["resume", "tube"]).expect("resume");
     let resumed =
         ok(rr.wait_for_line_after(before, |l| l.is("jobs", "pipeline was resumed"), EVENTUALLY));
-    let held = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("payload") == "held-in-tube")
-        },
-        EVENTUALLY,
-    ));
+    let held = ok(rr.wait_for(job_payload("held-in-tube"), EVENTUALLY));
     rr.check(held.at >= resumed.at, "the held job ran after the resume");
 
     // A beanstalk pipeline declared at run time (in consume: runs at once).
@@ -463,13 +440,7 @@ fn beanstalk_pipelines_on_a_real_beanstalkd() {
     )
     .expect("declare");
     php_client(port, &["push", "other", "ack", "on-other"]).expect("push");
-    let job = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("payload") == "on-other")
-        },
-        EVENTUALLY,
-    ));
+    let job = ok(rr.wait_for(job_payload("on-other"), EVENTUALLY));
     assert_eq!(job.event().expect("e").get("queue"), "rr-other");
     ok(rr.wait_for_n(
         |l| l.is("jobs", "job was processed successfully"),

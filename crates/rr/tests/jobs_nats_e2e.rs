@@ -10,7 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::jobs::{
-    delivered_again_after_a_second, job_with_id, jobs_log, php_client, rust_push, stat_of, yaml,
+    delivered_again_after_a_second, job_payload, job_with_id, jobs_log, php_client, rust_push,
+    stat_of, yaml,
 };
 use support::service::{nats, Service};
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
@@ -159,14 +160,7 @@ fn nats_pipelines_on_a_real_nats_server() {
     let before = rr.mark();
     let pushed = std::time::Instant::now();
     php_client(port, &["push", "main", "ack", "later", "0", "1"]).expect("delayed push");
-    let later = ok(rr.wait_for_line_after(
-        before,
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("payload") == "later")
-        },
-        EVENTUALLY,
-    ));
+    let later = ok(rr.wait_for_line_after(before, job_payload("later"), EVENTUALLY));
     rr.check(
         later.at.duration_since(pushed) >= Duration::from_millis(900),
         "the delayed job ran after its delay",
@@ -211,13 +205,7 @@ fn nats_pipelines_on_a_real_nats_server() {
     )
     .expect("declare");
     php_client(port, &["push", "dyn", "ack", "on-dyn"]).expect("push");
-    let job = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("payload") == "on-dyn")
-        },
-        EVENTUALLY,
-    ));
+    let job = ok(rr.wait_for(job_payload("on-dyn"), EVENTUALLY));
     assert_eq!(job.event().expect("e").get("queue"), "rr-dyn");
     let destroyed = php_client(port, &["destroy", "dyn"]).expect("destroy");
     assert_eq!(destroyed, serde_json::json!(["dyn"]));

@@ -91,6 +91,16 @@ pub fn job_with_id(id: &str) -> impl Fn(&Line) -> bool {
     move |line| line.event_named("JOB").is_some_and(|e| e.get("id") == id)
 }
 
+/// Predicate: the worker's `JOB` event for a job with `payload` (spaces
+/// as `_`, as jobs_worker.php logs it).
+pub fn job_payload(payload: &str) -> impl Fn(&Line) -> bool {
+    let payload = payload.to_owned();
+    move |line| {
+        line.event_named("JOB")
+            .is_some_and(|e| e.get("payload") == payload)
+    }
+}
+
 /// Predicate: an rr `jobs` line with `message` about job `id`.
 pub fn jobs_log(message: &'static str, id: &str) -> impl Fn(&Line) -> bool {
     let id = id.to_owned();
