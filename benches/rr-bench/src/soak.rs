@@ -64,7 +64,7 @@ pub struct Soak {
     pub jobs_duplicated: u64,
     /// Worker kills by pool (RR_MODE).
     pub kills: BTreeMap<String, u64>,
-    /// `rr reset` runs that succeeded, and that failed.
+    /// `rr reset` runs that succeeded.
     pub resets_ok: u64,
     /// `rr reset` runs that failed (unexpected).
     pub resets_failed: u64,
@@ -149,7 +149,6 @@ pub fn run(rr: &Path, repo: &Path, seconds: u64) -> Result<Soak> {
     let mut next_kill = began + kill_pause(&mut random);
     let mut next_sample = began;
     while Instant::now() < end {
-        let now = Instant::now();
         let until = [end, next_reset, next_kill, next_sample]
             .into_iter()
             .min()
@@ -157,7 +156,7 @@ pub fn run(rr: &Path, repo: &Path, seconds: u64) -> Result<Soak> {
         rr_server.pump_until(until, |line| {
             classify(line, &killed, &mut consumed, &mut soak);
         })?;
-        let now = now.max(Instant::now());
+        let now = Instant::now();
         if now >= next_sample {
             rss.push(server::rss_kib(rr_server.pid)?);
             next_sample += Duration::from_secs(1);
