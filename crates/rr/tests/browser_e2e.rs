@@ -4,8 +4,6 @@
 //! `tests/browser/form_upload.php`; every field and file must arrive intact
 //! and the uploads' temp files must be gone afterwards.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 

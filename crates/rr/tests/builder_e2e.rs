@@ -9,7 +9,7 @@
 //! 30 s on 2 cores); from a cold cache it compiles rr's dependencies in
 //! release mode once (a few minutes).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

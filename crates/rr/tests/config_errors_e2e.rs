@@ -1,7 +1,7 @@
 //! End-to-end: invalid configurations stop `rr serve` at once, with a
 //! non-zero exit code and an `error:` line naming the key.
 
-mod support;
+use crate::support;
 
 use support::{php_command, RrProcess};
 

@@ -8,7 +8,7 @@
 //! Each test starts one rr and sends all its requests to it; readiness is the
 //! `http server was started` log line, never a sleep.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

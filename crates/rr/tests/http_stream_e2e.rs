@@ -9,7 +9,7 @@
 //! Every wait is on an event (a worker's stderr line, bytes on the socket,
 //! a FIFO the worker selects on) with a timeout, never a sleep.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -5,7 +5,7 @@
 //! through `x-max-priority`, pause/resume, declare/destroy, dead-lettering,
 //! a foreign message, and the broker crashing and coming back mid-run.
 
-mod support;
+use crate::support;
 
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};

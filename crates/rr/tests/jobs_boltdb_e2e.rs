@@ -3,7 +3,7 @@
 //! every reply kind, priority, pause/resume, declare/destroy, `jobs.Stat`
 //! from the file, and jobs surviving a SIGKILL of rr (at-least-once).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! lost. Delivery is at-least-once, so duplicates are counted and printed,
 //! not failed on.
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -5,7 +5,7 @@
 //! requeue with delay and headers, invalid JSON, crashes; priority order,
 //! pause/resume (also through `rr jobs`), declare/destroy.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

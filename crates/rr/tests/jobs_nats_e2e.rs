@@ -4,7 +4,7 @@
 //! Rust, every reply kind, a foreign message, delays, priority among prefetched jobs,
 //! pause/resume, declare/destroy, and going on after a broker restart.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

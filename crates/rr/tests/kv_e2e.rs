@@ -3,7 +3,7 @@
 //! driven over goridge RPC by a real PHP script using the SDK's
 //! `Rr\Kv\Client`; then a restart that must keep the durable storage's keys.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,7 +1,7 @@
 //! End-to-end: the `status` and `metrics` plugins over HTTP against the
 //! real rr binary and PHP ticker workers.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

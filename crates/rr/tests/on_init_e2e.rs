@@ -1,6 +1,6 @@
 //! `server.on_init`: a command run once before the first worker starts.
 
-mod support;
+use crate::support;
 
 use support::{event, ok, RrProcess, Yaml, EVENTUALLY, START};
 

@@ -1,7 +1,7 @@
 //! End-to-end: workers that crash, hang, leak, break the protocol or never
 //! start, and what rr does about each.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

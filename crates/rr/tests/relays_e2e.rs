@@ -1,7 +1,7 @@
 //! End-to-end: ticks reach workers over each relay (`pipes`, `tcp://`,
 //! `unix://`), and rr stops cleanly afterwards.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

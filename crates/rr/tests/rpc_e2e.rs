@@ -2,7 +2,7 @@
 //! (`rr reset`, `rr workers`, `rr stop`), with real PHP workers and the real
 //! binary, plus a goridge RPC port fed with garbage.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -3,7 +3,7 @@
 //! each planned time exactly once in total; when one is killed the other
 //! takes over within one interval.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

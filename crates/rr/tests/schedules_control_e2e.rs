@@ -2,7 +2,7 @@
 //! `Trigger`, `Pause`, `Resume`) and with `rr schedules`, with real PHP
 //! workers (`tests/php/schedule.php`) and the RPC server on a free port.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! absolute timeline, overlap policies under a slow worker, run_on_start,
 //! and configuration errors naming the key.
 
-mod support;
+use crate::support;
 
 use nix::sys::signal::Signal;
 use support::schedules::{planned, run_of, runs, stopped_counts};

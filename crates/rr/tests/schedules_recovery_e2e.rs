@@ -4,7 +4,7 @@
 //! `replace` and `timeout` policies, jitter bounds, and cron across both
 //! daylight-saving changes on a rehearsed clock.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! output, even at debug level and through worker crashes, error replies
 //! and resets.
 
-mod support;
+use crate::support;
 
 use support::{ok, php_command, RrProcess, EVENTUALLY, START};
 

@@ -1,7 +1,7 @@
 //! End-to-end: the ticker plugin with real PHP workers — timing, numbering,
 //! worker environment, `max_jobs` recycling and graceful stops.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};

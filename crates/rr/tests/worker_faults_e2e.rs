@@ -5,7 +5,7 @@
 //! is killed and replaced, and the other schedule on the same pool keeps
 //! succeeding.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -8,10 +8,11 @@
 //! [`Line`] parses that shape and [`Event`] parses the PHP workers'
 //! `EVENT key=value ...` messages.
 
-#![allow(dead_code)] // each test binary uses a different part of it
+#![allow(dead_code)] // not every helper is used by the tests of every area
 
 pub mod jobs;
 pub mod schedules;
+#[macro_use]
 pub mod service;
 
 use std::collections::HashMap;
