@@ -10,10 +10,11 @@
 //! one lane, and its IO runs only there. A caller on the same lane does the
 //! round trip inline; a caller elsewhere hands it to the worker's lane.
 //!
-//! Lanes are installed once per process ([`Lanes::install`]), one per core;
-//! a pool adds lanes until it has one per worker ([`Lanes::ensure`]), which
-//! is what keeps every worker's ping-pong on one thread. An idle lane is a
-//! sleeping thread, so spare lanes cost little. Without lanes (unit tests,
+//! Lanes are installed once per process ([`Lanes::install`]), one per core.
+//! A pool either spreads its workers over those (several workers per lane
+//! when it has more workers than cores) or adds lanes until it has one per
+//! worker ([`Lanes::ensure`]); see [`LanePlacement`](crate::LanePlacement).
+//! An idle lane is a sleeping thread, so spare lanes cost little. Without lanes (unit tests,
 //! embedders with their own runtime) the pool runs every worker on the
 //! caller's runtime, as a plain tokio program would.
 
@@ -33,6 +34,8 @@ thread_local! {
 /// The lanes of this process.
 #[derive(Debug)]
 pub struct Lanes {
+    /// Lanes installed at start, one per core.
+    cores: usize,
     handles: RwLock<Vec<Handle>>,
     /// Dropping these ends the lane threads (lane 0 is the main thread's).
     stops: Mutex<Vec<oneshot::Sender<()>>>,
@@ -46,6 +49,7 @@ impl Lanes {
     pub fn install(count: usize) -> std::io::Result<Runtime> {
         let main = Builder::new_current_thread().enable_all().build()?;
         let lanes = Lanes {
+            cores: count.max(1),
             handles: RwLock::new(vec![main.handle().clone()]),
             stops: Mutex::new(Vec::new()),
         };
@@ -87,6 +91,11 @@ impl Lanes {
                 .push(stop_tx);
         }
         Ok(())
+    }
+
+    /// How many lanes were installed at start (one per core).
+    pub fn cores(&self) -> usize {
+        self.cores
     }
 
     /// How many lanes there are.

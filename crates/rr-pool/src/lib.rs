@@ -19,7 +19,7 @@ pub mod status;
 pub mod stream;
 pub mod worker;
 
-pub use config::{PoolConfig, SupervisorConfig};
+pub use config::{LanePlacement, PoolConfig, SupervisorConfig};
 pub use error::{ExecError, PoolError};
 pub use lanes::{current_lane, Lanes};
 pub use payload::Payload;

@@ -8,9 +8,10 @@
 //! thread; a worker of another lane does its round trip on that lane. A
 //! watcher task replaces workers that exit and runs the supervisor's limits.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +19,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::config::{PoolConfig, MAX_WORKERS, RECYCLE_STOP_TIMEOUT};
+use crate::config::{LanePlacement, PoolConfig, MAX_WORKERS, RECYCLE_STOP_TIMEOUT};
 use crate::error::{ExecError, PoolError};
 use crate::lanes::{current_lane, Lanes};
 use crate::payload::Payload;
@@ -45,11 +46,27 @@ pub struct WorkerInfo {
     pub memory_bytes: u64,
 }
 
-/// Counters of one pool since it started.
+/// The part of a pool that one lane touches on every exec: its idle queue
+/// and its share of the counters. Each lane writes only its own slot, and
+/// slots sit on separate cache lines, so the lanes' round trips share no
+/// written memory. (Counters shared by all lanes bounced one cache line
+/// between the CPUs several times per exec, which cost more than the
+/// pool's own code.)
 #[derive(Debug, Default)]
-struct Counters {
+#[repr(align(128))]
+struct LaneSlot {
+    /// Idle workers of this lane, first in first out.
+    idle: Mutex<VecDeque<Worker>>,
+    /// Workers of this lane leased out and not yet given back.
+    busy: AtomicIsize,
+    /// Execs of callers on this lane.
     execs: AtomicU64,
+    /// Failed execs of callers on this lane.
     failed: AtomicU64,
+    /// Callers of this lane waiting for a free worker, woken in turn.
+    waiters: Notify,
+    /// How many callers of this lane wait.
+    waiting: AtomicUsize,
 }
 
 /// A pool of PHP workers. Cloning gives another handle to the same pool.
@@ -65,10 +82,9 @@ struct PoolInner {
     /// Workers the pool keeps (changes with `add_worker`/`remove_worker`).
     num_workers: AtomicU64,
     spawner: Spawner,
-    /// Idle workers, one queue per lane.
-    idle: Vec<Mutex<VecDeque<Worker>>>,
-    idle_ready: Notify,
-    /// Callers waiting for a free worker. While any wait, a newcomer queues
+    /// Idle queues and counters, one slot per lane.
+    slots: Vec<LaneSlot>,
+    /// Callers waiting for a free worker, over all lanes. While any wait, a newcomer queues
     /// behind them instead of taking the worker freed for them, so no
     /// caller starves under load (the tail latency of a busy pool).
     waiting: AtomicUsize,
@@ -76,12 +92,11 @@ struct PoolInner {
     /// Bumped by each reset; workers of an older generation leave when released.
     generation: AtomicU64,
     destroyed: AtomicBool,
-    /// Callers inside `exec`, for `max_queue_size`.
+    /// Callers inside `exec`, counted only under a `max_queue_size`.
     inside: AtomicUsize,
-    /// Workers leased out and not yet given back.
-    busy: AtomicUsize,
+    /// Told when a busy worker comes back during a destroy, and on every
+    /// worker exit.
     busy_changed: Notify,
-    counters: Counters,
     fatal: watch::Sender<Option<String>>,
     reset_lock: tokio::sync::Mutex<()>,
 }
@@ -144,8 +159,11 @@ impl Pool {
         if num_workers > MAX_WORKERS {
             return Err(PoolError::TooManyWorkers(num_workers));
         }
-        // One lane per worker: worker i lives on lane i.
+        // Worker i lives on lane i mod lanes.
         let lanes = match Lanes::get() {
+            Some(lanes) if config.lanes == LanePlacement::PerCore => {
+                (num_workers.max(1) as usize).min(lanes.cores())
+            }
             Some(lanes) => {
                 lanes
                     .ensure(num_workers as usize)
@@ -174,16 +192,13 @@ impl Pool {
             config,
             num_workers: AtomicU64::new(num_workers),
             spawner,
-            idle: (0..lanes).map(|_| Mutex::new(VecDeque::new())).collect(),
-            idle_ready: Notify::new(),
+            slots: (0..lanes).map(|_| LaneSlot::default()).collect(),
             waiting: AtomicUsize::new(0),
             all: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             destroyed: AtomicBool::new(false),
             inside: AtomicUsize::new(0),
-            busy: AtomicUsize::new(0),
             busy_changed: Notify::new(),
-            counters: Counters::default(),
             fatal: watch::channel(None).0,
             reset_lock: tokio::sync::Mutex::new(()),
         });
@@ -194,6 +209,13 @@ impl Pool {
         tokio::spawn(watch_pool(Arc::clone(&inner), exit_events));
         tracing::debug!(target: "server", pool = %inner.name, workers = num_workers, "pool started");
         Ok(Pool { inner })
+    }
+
+    /// How many lanes the pool's workers live on: lanes `0..lanes()`. A
+    /// plugin that spreads its callers over these finds a worker of its
+    /// caller's own lane whenever one is free.
+    pub fn lanes(&self) -> usize {
+        self.inner.slots.len()
     }
 
     /// The name given at start (the plugin's), used in logs.
@@ -266,9 +288,22 @@ impl Pool {
                 inner.take_worker(wait).await?
             };
             let lane = leased.lane();
-            let attempt = on_lane(lane, leased.execute(payload.clone(), streaming))
-                .await
-                .unwrap_or(Attempt::Done(Err(ExecError::Stopped)));
+            let attempt = match Lanes::get() {
+                // Another lane's worker: the round trip is handed to that
+                // lane, which needs the lease and payload for itself.
+                Some(lanes) if current_lane() != Some(lane) => {
+                    let leased = leased.into_owned();
+                    let payload = payload.clone();
+                    lanes
+                        .run_on(
+                            lane,
+                            async move { leased.execute(&payload, streaming).await },
+                        )
+                        .await
+                        .unwrap_or(Attempt::Done(Err(ExecError::Stopped)))
+                }
+                _ => leased.execute(payload, streaming).await,
+            };
             match attempt {
                 Attempt::Done(result) => break result,
                 Attempt::WorkerStopped => {
@@ -281,9 +316,10 @@ impl Pool {
                 }
             }
         };
-        inner.counters.execs.fetch_add(1, Ordering::Relaxed);
+        let slot = inner.slot(inner.here());
+        slot.execs.fetch_add(1, Ordering::Relaxed);
         if result.is_err() {
-            inner.counters.failed.fetch_add(1, Ordering::Relaxed);
+            slot.failed.fetch_add(1, Ordering::Relaxed);
         }
         result
     }
@@ -324,7 +360,8 @@ impl Pool {
         Ok(())
     }
 
-    /// Starts one more worker (`informer.AddWorker`), on a lane of its own.
+    /// Starts one more worker (`informer.AddWorker`), on the next lane in turn
+    /// (a lane of its own under [`LanePlacement::PerWorker`]).
     pub async fn add_worker(&self) -> Result<(), PoolError> {
         let inner = &self.inner;
         if inner.destroyed.load(Ordering::Acquire) {
@@ -337,13 +374,19 @@ impl Pool {
         if count >= MAX_WORKERS {
             return Err(PoolError::TooManyWorkers(count + 1));
         }
-        let lane = count as usize;
-        if let Some(lanes) = Lanes::get() {
-            lanes.ensure(lane + 1).map_err(|source| PoolError::Spawn {
-                command: inner.spawner.command.display(),
-                source,
-            })?;
-        }
+        let lane = match inner.config.lanes {
+            LanePlacement::PerCore => count as usize % inner.slots.len(),
+            LanePlacement::PerWorker => {
+                let lane = count as usize;
+                if let Some(lanes) = Lanes::get() {
+                    lanes.ensure(lane + 1).map_err(|source| PoolError::Spawn {
+                        command: inner.spawner.command.display(),
+                        source,
+                    })?;
+                }
+                lane
+            }
+        };
         let worker = inner.spawn_on(lane, inner.generation()).await?;
         inner.num_workers.fetch_add(1, Ordering::AcqRel);
         inner
@@ -388,14 +431,16 @@ impl Pool {
     /// past `destroy_timeout`, SIGKILL.
     pub async fn destroy(&self) {
         let inner = &self.inner;
-        if inner.destroyed.swap(true, Ordering::AcqRel) {
+        if inner.destroyed.swap(true, Ordering::SeqCst) {
             return;
         }
-        inner.idle_ready.notify_waiters();
+        for slot in &inner.slots {
+            slot.waiters.notify_waiters();
+        }
         let deadline = Instant::now() + inner.config.destroy_timeout;
         loop {
             let changed = inner.busy_changed.notified();
-            if inner.busy.load(Ordering::Acquire) == 0 {
+            if inner.busy() == 0 {
                 break;
             }
             if tokio::time::timeout_at(deadline, changed).await.is_err() {
@@ -446,11 +491,15 @@ impl Pool {
 
     /// Execs attempted and failed since start.
     pub fn exec_counts(&self) -> (u64, u64) {
-        let c = &self.inner.counters;
-        (
-            c.execs.load(Ordering::Relaxed),
-            c.failed.load(Ordering::Relaxed),
-        )
+        self.inner
+            .slots
+            .iter()
+            .fold((0, 0), |(execs, failed), slot| {
+                (
+                    execs + slot.execs.load(Ordering::Relaxed),
+                    failed + slot.failed.load(Ordering::Relaxed),
+                )
+            })
     }
 
     /// Resolves when the pool has lost every worker and could not start a
@@ -471,14 +520,18 @@ impl Pool {
 struct InsideGuard<'a>(&'a PoolInner);
 
 impl<'a> InsideGuard<'a> {
-    fn enter(inner: &'a PoolInner) -> Result<Self, ExecError> {
+    fn enter(inner: &'a PoolInner) -> Result<Option<Self>, ExecError> {
+        let limit = inner.config.max_queue_size;
+        // Without a limit nobody reads the count: keep every lane off it.
+        if limit == 0 {
+            return Ok(None);
+        }
         let before = inner.inside.fetch_add(1, Ordering::AcqRel);
         let guard = InsideGuard(inner);
-        let limit = inner.config.max_queue_size;
-        if limit > 0 && before as u64 >= limit {
+        if before as u64 >= limit {
             return Err(ExecError::QueueFull);
         }
-        Ok(guard)
+        Ok(Some(guard))
     }
 }
 
@@ -499,45 +552,62 @@ enum Attempt {
 /// A worker taken out of the pool for one exec; counted as busy until it is
 /// given back. Dropped without being given back (the caller gave up mid
 /// round trip), the worker is killed and replaced.
-struct Leased {
+///
+/// A lease borrows the pool while its round trip runs inline on the
+/// caller's lane; only one handed to another lane or to a stream task owns
+/// a reference ([`Leased::into_owned`]). Taking a reference per exec would
+/// bounce the pool's reference count between the lanes' CPUs.
+struct Leased<'p> {
     worker: Option<Worker>,
-    pool: Arc<PoolInner>,
+    /// The worker's lane, whose slot counts the lease as busy.
+    lane: usize,
+    pool: Cow<'p, Arc<PoolInner>>,
 }
 
-impl Leased {
-    fn new(worker: Worker, pool: Arc<PoolInner>) -> Leased {
-        pool.busy.fetch_add(1, Ordering::AcqRel);
+impl<'p> Leased<'p> {
+    fn new(worker: Worker, pool: &'p Arc<PoolInner>) -> Leased<'p> {
+        let lane = worker.lane();
+        pool.slot(lane).busy.fetch_add(1, Ordering::SeqCst);
         Leased {
             worker: Some(worker),
-            pool,
+            lane,
+            pool: Cow::Borrowed(pool),
         }
     }
 
+    /// The same lease, owning its pool reference.
+    fn into_owned(mut self) -> Leased<'static> {
+        let owned = Leased::new_owned(self.worker.take(), self.lane, Arc::clone(&self.pool));
+        // `self` drops empty-handed now and gives up its busy count; the
+        // owned lease took one of its own.
+        drop(self);
+        owned
+    }
+
     fn lane(&self) -> usize {
-        self.worker.as_ref().map_or(0, Worker::lane)
+        self.lane
     }
 
     /// Runs the round trip (bounded by `exec_ttl`) and gives the worker back
     /// or recycles it. Runs on the worker's lane. With `streaming`, a
     /// streamed first frame hands the worker to a task that forwards the
     /// rest of the stream.
-    async fn execute(mut self, payload: Payload, streaming: bool) -> Attempt {
+    async fn execute(mut self, payload: &Payload, streaming: bool) -> Attempt {
         let Some(worker) = self.worker.as_mut() else {
             return Attempt::Done(Err(ExecError::Stopped));
         };
-        let pool = Arc::clone(&self.pool);
         let pid = worker.shared.pid;
-        let round_trip = match pool.exec_ttl() {
-            Some(ttl) => match tokio::time::timeout(ttl, worker.round_trip(&payload)).await {
+        let round_trip = match self.pool.exec_ttl() {
+            Some(ttl) => match tokio::time::timeout(ttl, worker.round_trip(payload)).await {
                 Ok(result) => result,
                 Err(_) => {
                     worker.shared.set_status(WorkerStatus::ExecTtlReached);
-                    tracing::warn!(target: "server", pid, pool = %pool.name, reason = "execTTL timeout elapsed", "worker stopped, and will be restarted");
+                    tracing::warn!(target: "server", pid, pool = %self.pool.name, reason = "execTTL timeout elapsed", "worker stopped, and will be restarted");
                     self.lose();
                     return Attempt::Done(Err(ExecError::ExecTtl { pid, ttl }));
                 }
             },
-            None => worker.round_trip(&payload).await,
+            None => worker.round_trip(payload).await,
         };
         match round_trip {
             Ok(Reply::Response(reply)) => {
@@ -550,7 +620,7 @@ impl Leased {
             Ok(Reply::Streamed(first)) if streaming => {
                 let (sender, frames) = tokio::sync::mpsc::channel(STREAM_BUFFER);
                 let lane = self.lane();
-                spawn_on_lane(lane, forward_stream(self, sender));
+                spawn_on_lane(lane, forward_stream(self.into_owned(), sender));
                 Attempt::Done(Ok(Streamed {
                     first,
                     rest: Some(ReplyStream { pid, frames }),
@@ -558,7 +628,7 @@ impl Leased {
             }
             Ok(Reply::Streamed(_)) => {
                 worker.shared.set_status(WorkerStatus::Errored);
-                tracing::error!(target: "server", pid, pool = %pool.name, "worker sent a streamed reply to a plugin that does not take streams; it is killed and replaced");
+                tracing::error!(target: "server", pid, pool = %self.pool.name, "worker sent a streamed reply to a plugin that does not take streams; it is killed and replaced");
                 self.lose();
                 Attempt::Done(Err(ExecError::Protocol {
                     pid,
@@ -566,18 +636,18 @@ impl Leased {
                 }))
             }
             Ok(Reply::SoftError(message)) => {
-                tracing::warn!(target: "server", pid, pool = %pool.name, error = %message, "soft worker error");
+                tracing::warn!(target: "server", pid, pool = %self.pool.name, error = %message, "soft worker error");
                 self.give_back();
                 Attempt::Done(Err(ExecError::Worker { pid, message }))
             }
             Ok(Reply::StopRequested) => {
-                tracing::debug!(target: "server", pid, pool = %pool.name, "worker asked to stop; the payload goes to another worker");
+                tracing::debug!(target: "server", pid, pool = %self.pool.name, "worker asked to stop; the payload goes to another worker");
                 self.stop_on_request();
                 Attempt::WorkerStopped
             }
             Err(source) => {
                 worker.shared.set_status(WorkerStatus::Errored);
-                tracing::error!(target: "server", pid, pool = %pool.name, error = %source, "worker failed and is killed; a new one will be started");
+                tracing::error!(target: "server", pid, pool = %self.pool.name, error = %source, "worker failed and is killed; a new one will be started");
                 self.lose();
                 Attempt::Done(Err(ExecError::Protocol { pid, source }))
             }
@@ -612,6 +682,17 @@ impl Leased {
     }
 }
 
+impl Leased<'static> {
+    fn new_owned(worker: Option<Worker>, lane: usize, pool: Arc<PoolInner>) -> Leased<'static> {
+        pool.slot(lane).busy.fetch_add(1, Ordering::SeqCst);
+        Leased {
+            worker,
+            lane,
+            pool: Cow::Owned(pool),
+        }
+    }
+}
+
 /// Where a streamed reply goes frame by frame.
 type FrameSender = tokio::sync::mpsc::Sender<Result<Payload, ExecError>>;
 
@@ -619,7 +700,7 @@ type FrameSender = tokio::sync::mpsc::Sender<Result<Payload, ExecError>>;
 /// then gives the worker back. If the reader goes away first, stops the
 /// stream. Runs on the worker's lane and owns the lease throughout, so the
 /// worker counts as busy until its stream is over.
-async fn forward_stream(mut leased: Leased, frames: FrameSender) {
+async fn forward_stream(mut leased: Leased<'static>, frames: FrameSender) {
     let pool = Arc::clone(&leased.pool);
     let exec_ttl = pool.exec_ttl();
     loop {
@@ -679,7 +760,7 @@ async fn forward_stream(mut leased: Leased, frames: FrameSender) {
 /// Asks the worker to end its stream and drains it: frames are discarded
 /// until the final one (RoadRunner's stream stop), for at most
 /// `stream_timeout`; past that the worker is killed and replaced.
-async fn stop_stream(mut leased: Leased) {
+async fn stop_stream(mut leased: Leased<'static>) {
     let pool = Arc::clone(&leased.pool);
     let timeout = pool.config.effective_stream_timeout();
     let Some(pid) = leased.worker.as_ref().map(|w| w.shared.pid) else {
@@ -720,7 +801,7 @@ async fn stop_stream(mut leased: Leased) {
 }
 
 /// Kills a worker that broke the protocol in the middle of a stream.
-fn worker_failed(leased: &mut Leased, pool: &PoolInner, pid: u32, source: &ProtocolError) {
+fn worker_failed(leased: &mut Leased<'_>, pool: &PoolInner, pid: u32, source: &ProtocolError) {
     if let Some(worker) = &leased.worker {
         worker.shared.set_status(WorkerStatus::Errored);
     }
@@ -728,12 +809,17 @@ fn worker_failed(leased: &mut Leased, pool: &PoolInner, pid: u32, source: &Proto
     leased.lose();
 }
 
-impl Drop for Leased {
+impl Drop for Leased<'_> {
     fn drop(&mut self) {
         self.lose();
-        // Only destroy waits for this count to reach zero (reset waits for
-        // worker exits, which the watcher announces).
-        if self.pool.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // Only destroy waits for the busy count to reach zero (reset waits
+        // for worker exits, which the watcher announces). SeqCst pairs with
+        // destroy's: it either sees this lease gone or is told here.
+        self.pool
+            .slot(self.lane)
+            .busy
+            .fetch_sub(1, Ordering::SeqCst);
+        if self.pool.destroyed.load(Ordering::SeqCst) {
             self.pool.busy_changed.notify_waiters();
         }
     }
@@ -748,12 +834,48 @@ impl PoolInner {
         self.config.supervisor.as_ref().and_then(|s| s.exec_ttl())
     }
 
+    fn slot(&self, lane: usize) -> &LaneSlot {
+        &self.slots[lane % self.slots.len()]
+    }
+
     fn lock_idle(&self, lane: usize) -> MutexGuard<'_, VecDeque<Worker>> {
         // Each critical section is one push, pop or drain: the queue is
         // consistent even after a panic elsewhere.
-        self.idle[lane % self.idle.len()]
+        self.slot(lane)
+            .idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Workers leased out and not yet given back, over all lanes.
+    fn busy(&self) -> isize {
+        self.slots
+            .iter()
+            .map(|slot| slot.busy.load(Ordering::SeqCst))
+            .sum()
+    }
+
+    /// Wakes a waiting caller for a worker just made free on `lane`: the
+    /// first waiter of that lane, so the round trip runs there without a
+    /// hand-off between threads; failing that, the first of the next lane
+    /// that has waiters. A freed worker's lane keeps its waiters in order
+    /// and no worker stays idle while anyone waits.
+    ///
+    /// The fence orders the push of the worker before the look at the
+    /// counts, as [`Waiting::enter`] orders its counts before the waiter's
+    /// look at the queues: a waiter either finds the worker or is woken.
+    fn wake_a_waiter(&self, lane: usize) {
+        fence(Ordering::SeqCst);
+        if self.waiting.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        for offset in 0..self.slots.len() {
+            let slot = self.slot(lane + offset);
+            if slot.waiting.load(Ordering::SeqCst) > 0 {
+                slot.waiters.notify_one();
+                return;
+            }
+        }
     }
 
     fn lock_all(&self) -> MutexGuard<'_, HashMap<u32, Arc<WorkerShared>>> {
@@ -763,7 +885,7 @@ impl PoolInner {
     /// Takes every idle worker matching `pick` out of the queues.
     fn drain_idle(&self, pick: impl Fn(&Worker) -> bool) -> Vec<Worker> {
         let mut taken = Vec::new();
-        for lane in 0..self.idle.len() {
+        for lane in 0..self.slots.len() {
             let mut idle = self.lock_idle(lane);
             let (picked, kept): (VecDeque<Worker>, VecDeque<Worker>) =
                 idle.drain(..).partition(&pick);
@@ -796,7 +918,7 @@ impl PoolInner {
         generation: u64,
     ) -> Result<Vec<Worker>, PoolError> {
         let mut spawning = JoinSet::new();
-        let lanes = self.idle.len();
+        let lanes = self.slots.len();
         for index in 0..count {
             let pool = Arc::clone(self);
             let lane = index as usize % lanes;
@@ -836,41 +958,46 @@ impl PoolInner {
 
     fn push_idle(&self, worker: Worker) {
         worker.shared.set_status(WorkerStatus::Ready);
-        self.lock_idle(worker.lane()).push_back(worker);
-        self.idle_ready.notify_one();
+        let lane = worker.lane();
+        self.lock_idle(lane).push_back(worker);
+        self.wake_a_waiter(lane);
     }
 
     /// The caller's lane as an index into this pool's idle queues.
     fn here(&self) -> usize {
-        current_lane().unwrap_or(0) % self.idle.len()
+        current_lane().unwrap_or(0) % self.slots.len()
     }
 
     /// A fresh worker for one exec of a debug pool.
-    async fn lease_fresh(self: &Arc<Self>) -> Result<Leased, ExecError> {
+    async fn lease_fresh(self: &Arc<Self>) -> Result<Leased<'_>, ExecError> {
         let worker = self.spawn_on(self.here(), self.generation()).await?;
-        Ok(Leased::new(worker, Arc::clone(self)))
+        Ok(Leased::new(worker, self))
     }
 
     /// Takes a free worker, waiting up to `allocate_timeout`, or up to
     /// `wait` (quietly) when the caller sets its own bound.
-    async fn take_worker(self: &Arc<Self>, wait: Option<Duration>) -> Result<Leased, ExecError> {
+    async fn take_worker(
+        self: &Arc<Self>,
+        wait: Option<Duration>,
+    ) -> Result<Leased<'_>, ExecError> {
         let lane = self.here();
         // Fast path: a worker is free and nobody waits for one.
         if !self.destroyed.load(Ordering::Acquire) && self.waiting.load(Ordering::Acquire) == 0 {
             if let Some(worker) = self.pop_idle(lane) {
-                return Ok(Leased::new(worker, Arc::clone(self)));
+                return Ok(Leased::new(worker, self));
             }
         }
         let limit = wait.map_or(self.config.allocate_timeout, |w| {
             w.min(self.config.allocate_timeout)
         });
         let deadline = Instant::now() + limit;
-        let _queued = Waiting::enter(&self.waiting);
-        // Behind other waiters, a newcomer waits for its turn (a wake-up)
-        // rather than looking at once.
-        let mut my_turn = self.waiting.load(Ordering::Acquire) == 1;
+        let slot = self.slot(lane);
+        let _queued = Waiting::enter(&self.waiting, &slot.waiting);
+        // Behind other waiters of its lane, a newcomer waits for its turn (a
+        // wake-up) rather than looking at once.
+        let mut my_turn = slot.waiting.load(Ordering::SeqCst) == 1;
         loop {
-            let ready = self.idle_ready.notified();
+            let ready = slot.waiters.notified();
             tokio::pin!(ready);
             // Register before looking, so a push between the look and the
             // wait is not missed.
@@ -880,13 +1007,13 @@ impl PoolInner {
             }
             if my_turn {
                 if let Some(worker) = self.pop_idle(lane) {
-                    return Ok(Leased::new(worker, Arc::clone(self)));
+                    return Ok(Leased::new(worker, self));
                 }
             }
             my_turn = true;
             if tokio::time::timeout_at(deadline, ready).await.is_err() {
                 if let Some(worker) = self.pop_idle(lane) {
-                    return Ok(Leased::new(worker, Arc::clone(self)));
+                    return Ok(Leased::new(worker, self));
                 }
                 if wait.is_none() {
                     tracing::error!(target: "server", pool = %self.name, "no free workers in the pool, wait timeout exceed");
@@ -896,12 +1023,16 @@ impl PoolInner {
         }
     }
 
-    /// Pops the first live, current worker, from `lane`'s queue first; stale
-    /// or dead ones met on the way are dealt with.
+    /// Pops the first live, current worker, from `lane`'s queue first, then
+    /// from other lanes that have no waiters of their own (their freed
+    /// workers are theirs); stale or dead ones met on the way are dealt with.
     fn pop_idle(&self, lane: usize) -> Option<Worker> {
-        let lanes = self.idle.len();
+        let lanes = self.slots.len();
         for offset in 0..lanes {
             let queue = (lane + offset) % lanes;
+            if offset > 0 && self.slot(queue).waiting.load(Ordering::SeqCst) > 0 {
+                continue;
+            }
             loop {
                 let (worker, more) = {
                     let mut idle = self.lock_idle(queue);
@@ -919,7 +1050,7 @@ impl PoolInner {
                 }
                 if more {
                     // Pass the baton: another waiter may take the next one.
-                    self.idle_ready.notify_one();
+                    self.wake_a_waiter(queue);
                 }
                 return Some(worker);
             }
@@ -1092,18 +1223,26 @@ async fn watch_pool(inner: Arc<PoolInner>, mut exits: mpsc::UnboundedReceiver<Ar
     }
 }
 
-/// Counts a caller among the pool's waiters for as long as it lives.
-struct Waiting<'a>(&'a AtomicUsize);
+/// Counts a caller among the pool's and its lane's waiters for as long as
+/// it lives.
+struct Waiting<'a> {
+    pool: &'a AtomicUsize,
+    lane: &'a AtomicUsize,
+}
 
 impl<'a> Waiting<'a> {
-    fn enter(count: &'a AtomicUsize) -> Waiting<'a> {
-        count.fetch_add(1, Ordering::AcqRel);
-        Waiting(count)
+    fn enter(pool: &'a AtomicUsize, lane: &'a AtomicUsize) -> Waiting<'a> {
+        // The lane's count first: whoever sees the pool's count sees it too
+        // (see `PoolInner::wake_a_waiter`).
+        lane.fetch_add(1, Ordering::SeqCst);
+        pool.fetch_add(1, Ordering::SeqCst);
+        Waiting { pool, lane }
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.pool.fetch_sub(1, Ordering::SeqCst);
+        self.lane.fetch_sub(1, Ordering::SeqCst);
     }
 }
