@@ -39,7 +39,7 @@ use rr_plugin::{
     async_trait, pool_hooks, Health, InitContext, MetricFamily, Plugin, PluginError, ServeContext,
     ServiceKey, Status, WorkerServer,
 };
-use rr_pool::{Pool, WorkerInfo};
+use rr_pool::{LanePlacement, Pool, PoolConfig, WorkerInfo};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -159,7 +159,13 @@ impl Plugin for HttpPlugin {
             bound.push((listener, local, server::Listener::Tls(acceptor)));
         }
         let env = [("RR_MODE".to_owned(), "http".to_owned())];
-        let pool = server.new_pool("http", &settings.raw.pool, &env).await?;
+        // Many connections share few workers here: a lane per worker keeps
+        // the tail latency down (see rr_pool::LanePlacement).
+        let pool_config = PoolConfig {
+            lanes: LanePlacement::PerWorker,
+            ..settings.raw.pool.clone()
+        };
+        let pool = server.new_pool("http", &pool_config, &env).await?;
         let app = Arc::new(server::App::new(
             settings.clone(),
             pool.clone(),

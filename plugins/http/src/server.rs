@@ -249,15 +249,19 @@ impl Moving {
     }
 }
 
-/// The runtime of the next lane in turn, and `stream` ready to move there.
+/// The runtime of the next of the pool's `pool_lanes` in turn, and
+/// `stream` ready to move there.
 fn on_next_lane(
     next: &mut usize,
+    pool_lanes: usize,
     stream: TcpStream,
 ) -> std::io::Result<(tokio::runtime::Handle, Moving)> {
     let Some(lanes) = rr_pool::Lanes::get() else {
         return Ok((tokio::runtime::Handle::current(), Moving::Here(stream)));
     };
-    let lane = *next % lanes.count().max(1);
+    // Only the lanes with this pool's workers: a connection elsewhere would
+    // hand every round trip to another thread.
+    let lane = *next % pool_lanes.max(1);
     *next = next.wrapping_add(1);
     if rr_pool::current_lane() == Some(lane) {
         return Ok((tokio::runtime::Handle::current(), Moving::Here(stream)));
@@ -297,7 +301,7 @@ pub fn spawn(
             // Connections go round the lanes, so a request's round trip to
             // PHP runs on the lane of a worker it can take without a
             // hand-off between threads (see rr_pool::lanes).
-            let (runtime, stream) = match on_next_lane(&mut next_lane, stream) {
+            let (runtime, stream) = match on_next_lane(&mut next_lane, app.pool.lanes(), stream) {
                 Ok(moved) => moved,
                 Err(e) => {
                     tracing::warn!(target: "http", error = %e, %peer, "connection dropped: cannot move it to a lane");
