@@ -230,14 +230,16 @@ pub async fn pool_cell(
         ..PoolConfig::default()
     };
     let pool = Pool::start("bench", command, Relay::Pipes, config).await?;
-    let body = Bytes::from(vec![b'x'; payload]);
     let start = tokio::time::Instant::now() + warm_up(window);
     let end = start + window;
     let lanes = Lanes::get().context("lanes are installed by run()")?;
     let mut callers = tokio::task::JoinSet::new();
     for caller in 0..workers {
         let pool = pool.clone();
-        let request = Payload::new(Bytes::new(), body.clone());
+        // Each caller its own body, as each limit thread has its own
+        // request: a shared one would bounce its reference count between
+        // the CPUs on every exec.
+        let request = Payload::new(Bytes::new(), Bytes::from(vec![b'x'; payload]));
         callers.spawn_on(
             async move {
                 let mut latencies = Vec::with_capacity(1 << 16);

@@ -34,6 +34,10 @@ struct Args {
     /// Short windows, for a smoke run (numbers are noisier).
     #[arg(long)]
     quick: bool,
+    /// Only these exec cells, as `WORKERSxBYTES` (repeatable, e.g.
+    /// `--exec-cell 2x16`); all nine by default.
+    #[arg(long, value_parser = parse_cell)]
+    exec_cell: Vec<(usize, usize)>,
     /// Length of the ticker lateness run, seconds.
     #[arg(long, default_value_t = 60)]
     lateness_seconds: u64,
@@ -114,10 +118,14 @@ fn main() -> Result<()> {
         } else {
             Duration::from_secs(2)
         };
-        let cells: Vec<(usize, usize)> = [1, 2, 8]
-            .into_iter()
-            .flat_map(|w| [16, 4096, 65536].map(|p| (w, p)))
-            .collect();
+        let cells: Vec<(usize, usize)> = if args.exec_cell.is_empty() {
+            [1, 2, 8]
+                .into_iter()
+                .flat_map(|w| [16, 4096, 65536].map(|p| (w, p)))
+                .collect()
+        } else {
+            args.exec_cell.clone()
+        };
         report.exec = exec::run(&echo, &cells, window).context("exec section")?;
     }
     let rr = std::path::absolute(&args.rr)?;
@@ -179,4 +187,18 @@ fn main() -> Result<()> {
         args.plots.display()
     );
     Ok(())
+}
+
+/// Parses an exec cell `WORKERSxBYTES`, e.g. `2x16`.
+fn parse_cell(text: &str) -> Result<(usize, usize), String> {
+    let (workers, bytes) = text
+        .split_once('x')
+        .ok_or_else(|| format!("exec cell {text:?} is not WORKERSxBYTES, e.g. 2x16"))?;
+    let number = |part: &str| {
+        part.parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("exec cell {text:?}: {part:?} is not a positive number"))
+    };
+    Ok((number(workers)?, number(bytes)?))
 }
