@@ -495,12 +495,21 @@ http:
     assert_eq!(curl(d, &[&url("/script.php")]).json()["method"], "GET");
     assert_eq!(curl(d, &[&url("/missing.css")]).json()["method"], "GET");
 
-    // gzip: large bodies are compressed, small ones are not.
+    // gzip middleware: large bodies are compressed, small ones are not.
     let r = curl(d, &[&url("/sub/page.html"), "-H", "Accept-Encoding: gzip"]);
     assert_eq!(r.header("content-encoding"), Some("gzip"));
     assert!(r.body.len() < 2200, "compressed size {}", r.body.len());
     let r = curl(d, &["--compressed", &url("/sub/page.html")]);
     assert_eq!(r.text(), "<p>page</p>".repeat(200));
+    // Beyond RoadRunner: zstd and brotli for clients that take them, and
+    // curl --compressed (which offers all three) gets zstd.
+    assert_eq!(r.header("content-encoding"), Some("zstd"));
+    for coding in ["br", "zstd", "gzip"] {
+        let accept = format!("Accept-Encoding: {coding}");
+        let r = curl(d, &["--compressed", "-H", &accept, &url("/sub/page.html")]);
+        assert_eq!(r.header("content-encoding"), Some(coding));
+        assert_eq!(r.text(), "<p>page</p>".repeat(200), "{coding}");
+    }
     let r = curl(d, &[&url("/a.txt"), "-H", "Accept-Encoding: gzip"]);
     assert_eq!(r.header("content-encoding"), None);
     // A large PHP reply (compressed off the async threads) round-trips.
@@ -518,10 +527,10 @@ http:
             &format!("@{}", text.display()),
         ],
     );
-    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("content-encoding"), Some("zstd"));
     assert!(
         r.text() == long,
-        "gunzipped reply differs ({} bytes)",
+        "decoded reply differs ({} bytes)",
         r.body.len()
     );
 

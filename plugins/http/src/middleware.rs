@@ -258,6 +258,61 @@ pub const GZIP_MIN_SIZE: usize = 1024;
 /// Bodies larger than this are compressed on the blocking pool.
 const GZIP_BLOCKING_SIZE: usize = 256 * 1024;
 
+/// A content coding the `gzip` middleware can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    /// Zstandard (RFC 8878): better ratio than gzip at a fraction of its CPU.
+    Zstd,
+    /// Brotli (RFC 7932), at a quality meant for dynamic content.
+    Brotli,
+    /// gzip, the only one RoadRunner's middleware sends.
+    Gzip,
+}
+
+impl Coding {
+    /// Ours in order of preference, for ties in the client's weights.
+    const PREFERRED: [Coding; 3] = [Coding::Zstd, Coding::Brotli, Coding::Gzip];
+
+    /// The `Content-Encoding` token.
+    fn token(self) -> &'static str {
+        match self {
+            Coding::Zstd => "zstd",
+            Coding::Brotli => "br",
+            Coding::Gzip => "gzip",
+        }
+    }
+
+    fn compress(self, bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+        use std::io::Write;
+        match self {
+            Coding::Zstd => zstd::bulk::compress(bytes, ZSTD_LEVEL),
+            Coding::Brotli => {
+                let mut out = Vec::with_capacity(bytes.len() / 3);
+                {
+                    let mut encoder = brotli::CompressorWriter::new(
+                        &mut out,
+                        4096,
+                        BROTLI_QUALITY,
+                        BROTLI_WINDOW,
+                    );
+                    encoder.write_all(bytes)?;
+                    encoder.flush()?;
+                }
+                Ok(out)
+            }
+            Coding::Gzip => gzip_bytes(bytes),
+        }
+    }
+}
+
+/// zstd's default level: fast enough for every reply.
+const ZSTD_LEVEL: i32 = 3;
+/// Brotli quality 5: near gzip's speed with a better ratio (11 is for
+/// precompressed files, far too slow per request).
+const BROTLI_QUALITY: u32 = 5;
+/// Brotli window: 4 MiB.
+const BROTLI_WINDOW: u32 = 22;
+
 fn gzip_bytes(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(
@@ -268,24 +323,44 @@ fn gzip_bytes(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// Whether the client accepts gzip (`q=0` refuses it).
-fn accepts_gzip(req_headers: &hyper::HeaderMap) -> bool {
-    req_headers
+/// The coding to answer with: of the ones the client's `Accept-Encoding`
+/// accepts (`q=0` refuses; `*` stands for any not named), the one with the
+/// highest weight, ties going to zstd, then brotli, then gzip.
+fn negotiate(req_headers: &hyper::HeaderMap) -> Option<Coding> {
+    let mut named: Vec<(String, f32)> = Vec::new();
+    for item in req_headers
         .get_all(ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or_default().trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    == Some(0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
+    {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        if coding.is_empty() {
+            continue;
+        }
+        let weight = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .filter_map(|q| q.trim().parse::<f32>().ok())
+            .next_back()
+            .unwrap_or(1.0);
+        named.push((coding, weight));
+    }
+    let weight_of = |token: &str| {
+        named
+            .iter()
+            .find(|(name, _)| name == token)
+            .or_else(|| named.iter().find(|(name, _)| name == "*"))
+            .map_or(0.0, |(_, weight)| *weight)
+    };
+    let mut best: Option<(Coding, f32)> = None;
+    for coding in Coding::PREFERRED {
+        let weight = weight_of(coding.token());
+        if weight > 0.0 && best.is_none_or(|(_, w)| weight > w) {
+            best = Some((coding, weight));
+        }
+    }
+    best.map(|(coding, _)| coding)
 }
 
 fn compressible(content_type: &str) -> bool {
@@ -298,18 +373,19 @@ fn compressible(content_type: &str) -> bool {
         || ct.starts_with("font/woff"))
 }
 
-/// The `gzip` middleware: compresses bodies of at least [`GZIP_MIN_SIZE`]
-/// bytes for clients that accept gzip.
+/// The `gzip` middleware (RoadRunner's name): compresses bodies of at least
+/// [`GZIP_MIN_SIZE`] bytes with the best coding the client accepts, zstd,
+/// brotli or gzip (RoadRunner sends only gzip).
 pub async fn gzip(
     req: Request<Incoming>,
     next: impl FnOnce(Request<Incoming>) -> BoxResponse,
 ) -> HttpResponse {
-    let accepts = accepts_gzip(req.headers()) && req.method() != Method::HEAD;
+    let coding = negotiate(req.headers()).filter(|_| req.method() != Method::HEAD);
     let mut response = next(req).await;
     add_vary(&mut response, "Accept-Encoding");
-    if !accepts {
+    let Some(coding) = coding else {
         return response;
-    }
+    };
     let status = response.status().as_u16();
     let content_type = response
         .headers()
@@ -344,22 +420,22 @@ pub async fn gzip(
     // does not stall the other connections of its worker thread.
     let compressed = if bytes.len() > GZIP_BLOCKING_SIZE {
         let input = bytes.clone();
-        tokio::task::spawn_blocking(move || gzip_bytes(&input))
+        tokio::task::spawn_blocking(move || coding.compress(&input))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     } else {
-        gzip_bytes(&bytes)
+        coding.compress(&bytes)
     };
     match compressed {
         Ok(compressed) => {
             parts
                 .headers
-                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                .insert(CONTENT_ENCODING, HeaderValue::from_static(coding.token()));
             parts.headers.remove(CONTENT_LENGTH);
             Response::from_parts(parts, full(compressed))
         }
         Err(e) => {
-            tracing::warn!(target: "http", error = %e, "gzip failed, sending the body uncompressed");
+            tracing::warn!(target: "http", error = %e, coding = coding.token(), "compression failed, sending the body uncompressed");
             Response::from_parts(parts, full(bytes))
         }
     }
@@ -526,14 +602,44 @@ mod tests {
     }
 
     #[test]
-    fn gzip_acceptance() {
-        let mut h = hyper::HeaderMap::new();
-        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("br, gzip;q=0.5"));
-        assert!(accepts_gzip(&h));
-        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0, br"));
-        assert!(!accepts_gzip(&h));
-        h.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
-        assert!(!accepts_gzip(&h));
+    fn zstd_and_brotli_round_trip() {
+        use std::io::Read;
+        let input = "abc".repeat(1000);
+        let compressed = Coding::Zstd.compress(input.as_bytes()).expect("zstd");
+        assert!(compressed.len() < input.len() / 10);
+        let out = zstd::stream::decode_all(&compressed[..]).expect("unzstd");
+        assert_eq!(out, input.as_bytes());
+        let compressed = Coding::Brotli.compress(input.as_bytes()).expect("brotli");
+        assert!(compressed.len() < input.len() / 10);
+        let mut out = String::new();
+        brotli::Decompressor::new(&compressed[..], 4096)
+            .read_to_string(&mut out)
+            .expect("unbrotli");
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn coding_negotiation() {
+        let pick = |accept: &'static str| {
+            let mut h = hyper::HeaderMap::new();
+            h.insert(ACCEPT_ENCODING, HeaderValue::from_static(accept));
+            negotiate(&h)
+        };
+        assert_eq!(pick("br, gzip;q=0.5"), Some(Coding::Brotli));
+        assert_eq!(pick("gzip;q=0, br"), Some(Coding::Brotli));
+        assert_eq!(pick("gzip"), Some(Coding::Gzip));
+        assert_eq!(pick("gzip;q=0"), None);
+        assert_eq!(pick("identity"), None);
+        // curl --compressed, and a browser over HTTPS.
+        assert_eq!(pick("deflate, gzip, br, zstd"), Some(Coding::Zstd));
+        assert_eq!(pick("gzip, deflate, br, zstd"), Some(Coding::Zstd));
+        // The client's weights come first; ours only break ties.
+        assert_eq!(pick("zstd;q=0.5, gzip"), Some(Coding::Gzip));
+        assert_eq!(pick("GZIP;q=0.9, Br;q=0.9"), Some(Coding::Brotli));
+        // `*` covers the codings not named.
+        assert_eq!(pick("*"), Some(Coding::Zstd));
+        assert_eq!(pick("zstd;q=0, *;q=0.5"), Some(Coding::Brotli));
+        assert_eq!(pick("*;q=0, gzip"), Some(Coding::Gzip));
         assert!(compressible("text/html; charset=utf-8"));
         assert!(compressible("image/svg+xml"));
         assert!(!compressible("image/png"));
