@@ -49,9 +49,8 @@ pub struct WorkerInfo {
 /// The part of a pool that one lane touches on every exec: its idle queue
 /// and its share of the counters. Each lane writes only its own slot, and
 /// slots sit on separate cache lines, so the lanes' round trips share no
-/// written memory. (Counters shared by all lanes bounced one cache line
-/// between the CPUs several times per exec, which cost more than the
-/// pool's own code.)
+/// written memory (pool-wide counters moved a cache line between the CPUs
+/// several times per exec).
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct LaneSlot {
@@ -84,9 +83,10 @@ struct PoolInner {
     spawner: Spawner,
     /// Idle queues and counters, one slot per lane.
     slots: Vec<LaneSlot>,
-    /// Callers waiting for a free worker, over all lanes. While any wait, a newcomer queues
-    /// behind them instead of taking the worker freed for them, so no
-    /// caller starves under load (the tail latency of a busy pool).
+    /// Callers waiting for a free worker, over all lanes. While any wait,
+    /// a newcomer queues behind its lane's waiters instead of taking the
+    /// worker freed for them, so no caller starves under load (the tail
+    /// latency of a busy pool).
     waiting: AtomicUsize,
     all: Mutex<HashMap<u32, Arc<WorkerShared>>>,
     /// Bumped by each reset; workers of an older generation leave when released.
