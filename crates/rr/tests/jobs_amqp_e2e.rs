@@ -11,8 +11,8 @@ use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use support::jobs::{
-    delivered_again_after_a_second, job_payload, job_with_id, jobs_log, php_client, rust_push,
-    stat_of, yaml,
+    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_named, job_payload,
+    jobs_log, php_client, rust_push, stat_of, yaml,
 };
 use support::service::RabbitMq;
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
@@ -109,9 +109,7 @@ fn amqp_pipelines_on_a_real_rabbitmq() {
         &mut rr,
         rust_push(port, "main", "a1", "ack", "via amqp", &[("h", "1")]),
     );
-    let job = ok(rr.wait_for(job_with_id("a1"), EVENTUALLY))
-        .event()
-        .expect("event");
+    let job = job_event(&mut rr, "a1");
     assert_eq!(job.get("driver"), "amqp");
     assert_eq!(job.get("queue"), "rr-main");
     assert_eq!(job.get("pipeline"), "main");
@@ -140,11 +138,7 @@ fn amqp_pipelines_on_a_real_rabbitmq() {
     sent(&mut rr, rust_push(port, "main", "an", "nack", "x", &[]));
     ok(rr.wait_for(jobs_log("job was nacked", "an"), EVENTUALLY));
     sent(&mut rr, rust_push(port, "main", "ai", "invalid", "x", &[]));
-    let invalid = ok(rr.wait_for(
-        jobs_log("invalid worker reply, the job is nacked", "ai"),
-        EVENTUALLY,
-    ));
-    assert_eq!(invalid.level(), Some("ERROR"));
+    invalid_reply_nacked(&mut rr, "ai");
 
     // Dead-lettering: a nacked job of `dl` reaches `dead` with its id.
     sent(
@@ -165,15 +159,9 @@ fn amqp_pipelines_on_a_real_rabbitmq() {
     let mut headers = FieldTable::default();
     headers.insert("x-custom".into(), AMQPValue::LongInt(5));
     publish_foreign(&rabbit.url(), "rr-main", b"hello", headers);
-    let foreign = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("name") == "deduced_by_rr")
-        },
-        EVENTUALLY,
-    ))
-    .event()
-    .expect("e");
+    let foreign = ok(rr.wait_for(job_named("deduced_by_rr"), EVENTUALLY))
+        .event()
+        .expect("e");
     assert_eq!(foreign.get("payload"), "hello");
     assert_eq!(foreign.get("headers"), r#"{"x-custom":["5"]}"#);
     assert_eq!(foreign.get("id").len(), 36, "a generated UUID");

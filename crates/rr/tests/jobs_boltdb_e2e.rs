@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use support::jobs::{
-    delivered_again_after_a_second, job_payload, job_with_id, jobs_log, php_client, rust_push,
-    stat_of, yaml,
+    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_payload, job_with_id,
+    jobs_log, php_client, rust_push, stat_of, yaml,
 };
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
 
@@ -53,9 +53,7 @@ fn boltdb_pipelines_deliver_settle_and_count_from_the_file() {
         &[("x-trace", "t1")],
     )
     .expect("push");
-    let job = ok(rr.wait_for(job_with_id("r1"), EVENTUALLY))
-        .event()
-        .expect("event");
+    let job = job_event(&mut rr, "r1");
     assert_eq!(job.get("driver"), "boltdb");
     assert_eq!(job.get("pipeline"), "main");
     assert_eq!(job.get("payload"), "hello_world");
@@ -81,11 +79,7 @@ fn boltdb_pipelines_deliver_settle_and_count_from_the_file() {
     ok(rr.wait_for(jobs_log("job was processed successfully", "q1"), EVENTUALLY));
 
     rust_push(port, "main", "i1", "invalid", "x", &[]).expect("push");
-    let invalid = ok(rr.wait_for(
-        jobs_log("invalid worker reply, the job is nacked", "i1"),
-        EVENTUALLY,
-    ));
-    assert_eq!(invalid.level(), Some("ERROR"));
+    invalid_reply_nacked(&mut rr, "i1");
 
     // A worker dies on a job: the core requeues it through the driver
     // (out of `processing`, back into the file) and the next worker acks it.

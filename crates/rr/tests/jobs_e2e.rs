@@ -10,8 +10,8 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use support::jobs::{
-    delivered_again_after_a_second, job_payload, job_with_id, jobs, jobs_log, php_client,
-    rust_push, yaml,
+    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_named, job_payload,
+    job_with_id, jobs, jobs_log, php_client, rust_push, yaml,
 };
 use support::{free_tcp_port, ok, run_rr, RrProcess, EVENTUALLY, START};
 
@@ -49,9 +49,7 @@ fn jobs_are_delivered_with_their_context_and_every_reply_is_honoured() {
         &[("x-trace", "t1")],
     )
     .expect("push");
-    let job = ok(rr.wait_for(job_with_id("r1"), EVENTUALLY))
-        .event()
-        .expect("event");
+    let job = job_event(&mut rr, "r1");
     assert_eq!(job.get("name"), "ack");
     assert_eq!(job.get("pipeline"), "main");
     assert_eq!(job.get("driver"), "memory");
@@ -98,11 +96,7 @@ fn jobs_are_delivered_with_their_context_and_every_reply_is_honoured() {
 
     // A reply that is not JSON: nacked, logged with the job id.
     rust_push(port, "main", "i1", "invalid", "x", &[]).expect("push");
-    let invalid = ok(rr.wait_for(
-        jobs_log("invalid worker reply, the job is nacked", "i1"),
-        EVENTUALLY,
-    ));
-    assert_eq!(invalid.level(), Some("ERROR"));
+    let invalid = invalid_reply_nacked(&mut rr, "i1");
     rr.check(
         invalid.text.contains("this is not json"),
         "the error quotes the reply",
@@ -158,9 +152,7 @@ fn jobs_are_delivered_with_their_context_and_every_reply_is_honoured() {
     // A worker pushes a job through RPC while handling one.
     let inner = r#"{"pipeline":"main","name":"ack","payload":"inner","options":{"id":"inner-1","headers":{"from":"worker"}}}"#;
     rust_push(port, "main", "p1", "push", inner, &[]).expect("push");
-    let job = ok(rr.wait_for(job_with_id("inner-1"), EVENTUALLY))
-        .event()
-        .expect("event");
+    let job = job_event(&mut rr, "inner-1");
     assert_eq!(job.get("headers"), r#"{"from":["worker"]}"#);
 
     // Pushing errors are RoadRunner's.
@@ -377,9 +369,7 @@ fn beanstalk_pipelines_on_a_real_beanstalkd() {
     ok(rr.wait_for(|l| l.is("jobs", "jobs started"), START));
 
     rust_push(port, "tube", "b1", "ack", "via beanstalk", &[("h", "1")]).expect("push");
-    let job = ok(rr.wait_for(job_with_id("b1"), EVENTUALLY))
-        .event()
-        .expect("event");
+    let job = job_event(&mut rr, "b1");
     assert_eq!(job.get("driver"), "beanstalk");
     assert_eq!(job.get("queue"), "rr-test");
     assert_eq!(job.get("pipeline"), "tube");
@@ -399,13 +389,7 @@ fn beanstalk_pipelines_on_a_real_beanstalkd() {
     // A message another producer put: consume_all takes it.
     let put = broker.exchange("use rr-test\r\nput 0 0 10 5\r\nhello\r\n", "INSERTED");
     assert!(put.contains("INSERTED"), "{put}");
-    let foreign = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("name") == "deduced_by_rr")
-        },
-        EVENTUALLY,
-    ));
+    let foreign = ok(rr.wait_for(job_named("deduced_by_rr"), EVENTUALLY));
     assert_eq!(foreign.event().expect("e").get("payload"), "hello");
 
     // Paused: the job stays ready in the tube until the resume.

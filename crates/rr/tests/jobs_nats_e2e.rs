@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::jobs::{
-    delivered_again_after_a_second, job_payload, job_with_id, jobs_log, php_client, rust_push,
-    stat_of, yaml,
+    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_named, job_payload,
+    job_with_id, jobs_log, php_client, rust_push, stat_of, yaml,
 };
 use support::service::{nats, Service};
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
@@ -92,9 +92,7 @@ fn nats_pipelines_on_a_real_nats_server() {
 
     // From Rust: RoadRunner's context, the stream as the queue.
     rust_push(port, "main", "r1", "ack", "via nats", &[("h", "1")]).expect("push");
-    let job = ok(rr.wait_for(job_with_id("r1"), EVENTUALLY))
-        .event()
-        .expect("event");
+    let job = job_event(&mut rr, "r1");
     assert_eq!(job.get("driver"), "nats");
     assert_eq!(job.get("queue"), "rr-main");
     assert_eq!(job.get("pipeline"), "main");
@@ -131,24 +129,14 @@ fn nats_pipelines_on_a_real_nats_server() {
 
     // A reply that is not JSON: nacked with a logged error.
     rust_push(port, "main", "i1", "invalid", "x", &[]).expect("push");
-    let invalid = ok(rr.wait_for(
-        jobs_log("invalid worker reply, the job is nacked", "i1"),
-        EVENTUALLY,
-    ));
-    assert_eq!(invalid.level(), Some("ERROR"));
+    invalid_reply_nacked(&mut rr, "i1");
 
     // A message another producer published: consume_all takes it.
     let published = broker.exchange("CONNECT {}\r\nPUB rr.main 5\r\nhello\r\nPING\r\n", "PONG");
     assert!(published.contains("PONG"), "{published}");
-    let foreign = ok(rr.wait_for(
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("name") == "deduced_by_rr")
-        },
-        EVENTUALLY,
-    ))
-    .event()
-    .expect("event");
+    let foreign = ok(rr.wait_for(job_named("deduced_by_rr"), EVENTUALLY))
+        .event()
+        .expect("event");
     assert_eq!(foreign.get("payload"), "hello");
     assert!(
         foreign.get("id").starts_with("nats-rr-main-"),

@@ -91,6 +91,34 @@ pub fn job_with_id(id: &str) -> impl Fn(&Line) -> bool {
     move |line| line.event_named("JOB").is_some_and(|e| e.get("id") == id)
 }
 
+/// Predicate: a `JOB` event of a job named `name` (`deduced_by_rr` for a
+/// message another producer published).
+pub fn job_named(name: &str) -> impl Fn(&Line) -> bool {
+    let name = name.to_owned();
+    move |line| {
+        line.event_named("JOB")
+            .is_some_and(|e| e.get("name") == name)
+    }
+}
+
+/// Waits for the worker's first `JOB` event of job `id` and returns it.
+pub fn job_event(rr: &mut RrProcess, id: &str) -> Event {
+    super::ok(rr.wait_for(job_with_id(id), super::EVENTUALLY))
+        .event()
+        .expect("a JOB line carries an event")
+}
+
+/// Waits for rr to nack job `id` over a reply that is not JSON, checks the
+/// line is an ERROR, and returns it.
+pub fn invalid_reply_nacked(rr: &mut RrProcess, id: &str) -> Line {
+    let invalid = super::ok(rr.wait_for(
+        jobs_log("invalid worker reply, the job is nacked", id),
+        super::EVENTUALLY,
+    ));
+    assert_eq!(invalid.level(), Some("ERROR"));
+    invalid
+}
+
 /// Predicate: the worker's `JOB` event for a job with `payload` (spaces
 /// as `_`, as jobs_worker.php logs it).
 pub fn job_payload(payload: &str) -> impl Fn(&Line) -> bool {
