@@ -535,18 +535,7 @@ impl BoltdbDriver {
     /// become ready again) and starts paused; call [`Driver::run`] to consume.
     pub fn new(spec: PipelineSpec) -> Result<Arc<BoltdbDriver>, DriverError> {
         let priority = spec.int("priority", DEFAULT_PRIORITY)?;
-        let prefetch = spec.int("prefetch", DEFAULT_PREFETCH)?;
-        let prefetch = match usize::try_from(prefetch) {
-            Ok(0) => DEFAULT_PREFETCH as usize,
-            Ok(n) => n.min(Semaphore::MAX_PERMITS),
-            Err(_) => {
-                return Err(DriverError::Option {
-                    pipeline: spec.name,
-                    key: "prefetch".into(),
-                    message: format!("must not be negative, got {prefetch}"),
-                })
-            }
-        };
+        let prefetch = spec.prefetch(DEFAULT_PREFETCH)?;
         let file = spec.string("file", DEFAULT_FILE)?;
         let permissions = spec.string("permissions", "0755")?;
         let mode = u32::from_str_radix(permissions.trim(), 8).unwrap_or_else(|_| {

@@ -89,6 +89,18 @@ impl PipelineSpec {
         }
     }
 
+    /// The `prefetch` option as a count of jobs handed out and not yet
+    /// settled: `default` when absent or 0, an error when negative, and at
+    /// most what a semaphore can count.
+    pub fn prefetch(&self, default: i64) -> Result<usize, DriverError> {
+        let prefetch = self.int("prefetch", default)?;
+        match usize::try_from(prefetch) {
+            Ok(0) => Ok(usize::try_from(default).unwrap_or(1)),
+            Ok(n) => Ok(n.min(tokio::sync::Semaphore::MAX_PERMITS)),
+            Err(_) => Err(self.error("prefetch", format!("must not be negative, got {prefetch}"))),
+        }
+    }
+
     /// A boolean option (`true`/`false`, also as strings), or `default`.
     pub fn bool(&self, key: &str, default: bool) -> Result<bool, DriverError> {
         match self.options.get(key) {
@@ -254,6 +266,33 @@ impl Drop for Background {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn prefetch_is_the_default_when_zero_capped_and_never_negative() {
+        let spec = |prefetch: Value| PipelineSpec {
+            name: "p".into(),
+            options: serde_json::json!({ "prefetch": prefetch })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            global: Map::new(),
+            queue: Arc::new(JobQueue::new(1)),
+        };
+        assert_eq!(spec(Value::Null).prefetch(7).expect("absent"), 7);
+        assert_eq!(spec(0.into()).prefetch(7).expect("zero"), 7);
+        assert_eq!(spec("3".into()).prefetch(7).expect("string"), 3);
+        assert_eq!(
+            spec(u64::MAX.into()).prefetch(7).ok(),
+            None,
+            "not an i64: an error"
+        );
+        assert_eq!(
+            spec(i64::MAX.into()).prefetch(7).expect("huge"),
+            tokio::sync::Semaphore::MAX_PERMITS
+        );
+        let err = spec((-1).into()).prefetch(7).expect_err("negative");
+        assert!(err.to_string().contains("`prefetch`"), "{err}");
+    }
 
     #[tokio::test]
     async fn the_switch_wakes_its_listener_on_every_change() {

@@ -228,18 +228,7 @@ impl MemoryDriver {
     /// A paused pipeline from `spec`; call [`Driver::run`] to consume.
     pub fn new(spec: PipelineSpec) -> Result<Arc<MemoryDriver>, DriverError> {
         let priority = spec.int("priority", DEFAULT_PRIORITY)?;
-        let prefetch = spec.int("prefetch", DEFAULT_PREFETCH)?;
-        let prefetch = match usize::try_from(prefetch) {
-            Ok(0) => DEFAULT_PREFETCH as usize,
-            Ok(n) => n.min(Semaphore::MAX_PERMITS),
-            Err(_) => {
-                return Err(DriverError::Option {
-                    pipeline: spec.name,
-                    key: "prefetch".into(),
-                    message: format!("must not be negative, got {prefetch}"),
-                })
-            }
-        };
+        let prefetch = spec.prefetch(DEFAULT_PREFETCH)?;
         let inner = Arc::new(Inner {
             name: spec.name,
             priority,
