@@ -532,7 +532,8 @@ struct Ticket {
 }
 
 impl Ticket {
-    fn settle(&self) -> Result<(), DriverError> {
+    /// Ends the in-progress pings: the job is settled or gone.
+    fn stop_keepalive(&self) {
         if let Some(keepalive) = self
             .keepalive
             .lock()
@@ -541,6 +542,10 @@ impl Ticket {
         {
             keepalive.abort();
         }
+    }
+
+    fn settle(&self) -> Result<(), DriverError> {
+        self.stop_keepalive();
         self.inner.switch.check_open()?;
         Ok(())
     }
@@ -568,14 +573,7 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some(keepalive) = self
-            .keepalive
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            keepalive.abort();
-        }
+        self.stop_keepalive();
     }
 }
 
