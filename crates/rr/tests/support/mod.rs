@@ -412,11 +412,7 @@ impl RrProcess {
                 return Ok(found);
             }
             if self.closed || Instant::now() >= deadline {
-                let why = if self.closed {
-                    "rr's output closed (rr exited)"
-                } else {
-                    "timed out"
-                };
+                let why = self.why_waiting_ended();
                 return Err(format!(
                     "{why} after {:?} waiting for {n} matching line(s), saw {}\n{}",
                     timeout,
@@ -425,6 +421,15 @@ impl RrProcess {
                 ));
             }
             self.pump(deadline);
+        }
+    }
+
+    /// Why a wait that is giving up ended: rr exited, or the time ran out.
+    fn why_waiting_ended(&self) -> &'static str {
+        if self.closed {
+            "rr's output closed (rr exited)"
+        } else {
+            "timed out"
         }
     }
 
@@ -449,11 +454,7 @@ impl RrProcess {
                 }
             }
             if self.closed || Instant::now() >= deadline {
-                let why = if self.closed {
-                    "rr's output closed (rr exited)"
-                } else {
-                    "timed out"
-                };
+                let why = self.why_waiting_ended();
                 return Err(format!(
                     "{why} after {timeout:?} following the log\n{}",
                     self.recent()
