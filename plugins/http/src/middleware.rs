@@ -327,31 +327,30 @@ fn gzip_bytes(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 /// accepts (`q=0` refuses; `*` stands for any not named), the one with the
 /// highest weight, ties going to zstd, then brotli, then gzip.
 fn negotiate(req_headers: &hyper::HeaderMap) -> Option<Coding> {
-    let mut named: Vec<(String, f32)> = Vec::new();
-    for item in req_headers
-        .get_all(ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-    {
-        let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        if coding.is_empty() {
-            continue;
-        }
-        let weight = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .filter_map(|q| q.trim().parse::<f32>().ok())
-            .next_back()
-            .unwrap_or(1.0);
-        named.push((coding, weight));
-    }
-    let weight_of = |token: &str| {
-        named
+    // Read in place for each of our codings: the header is short, and this
+    // runs on every request.
+    let items = || {
+        req_headers
+            .get_all(ACCEPT_ENCODING)
             .iter()
-            .find(|(name, _)| name == token)
-            .or_else(|| named.iter().find(|(name, _)| name == "*"))
-            .map_or(0.0, |(_, weight)| *weight)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|item| {
+                let mut parts = item.split(';');
+                let coding = parts.next().unwrap_or_default().trim();
+                let weight = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .filter_map(|q| q.trim().parse::<f32>().ok())
+                    .next_back()
+                    .unwrap_or(1.0);
+                (!coding.is_empty()).then_some((coding, weight))
+            })
+    };
+    let weight_of = |token: &str| {
+        items()
+            .find(|(name, _)| name.eq_ignore_ascii_case(token))
+            .or_else(|| items().find(|(name, _)| *name == "*"))
+            .map_or(0.0, |(_, weight)| weight)
     };
     let mut best: Option<(Coding, f32)> = None;
     for coding in Coding::PREFERRED {
