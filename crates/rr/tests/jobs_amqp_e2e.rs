@@ -11,8 +11,8 @@ use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use support::jobs::{
-    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_named, job_payload,
-    jobs_log, php_client, rust_push, stat_of, yaml,
+    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_in_pipeline, job_named,
+    job_payload, jobs_log, payloads_in_order, php_client, rust_push, stat_of, yaml,
 };
 use support::service::RabbitMq;
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
@@ -176,18 +176,7 @@ fn amqp_pipelines_on_a_real_rabbitmq() {
     assert_eq!(held["active"], 4, "{held}");
     let before = rr.mark();
     php_client(port, &["resume", "prio"]).expect("resume");
-    let order: Vec<String> = ok(rr.wait_for_lines_from(
-        before,
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("pipeline") == "prio")
-        },
-        4,
-        EVENTUALLY,
-    ))
-    .iter()
-    .map(|l| l.event().expect("e").get("payload").to_owned())
-    .collect();
+    let order = payloads_in_order(&mut rr, before, job_in_pipeline("prio"), 4);
     assert_eq!(order, ["p1", "p3", "p5", "p9"]);
 
     // Pause: the job stays in the queue until the resume.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use support::jobs::{
-    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_payload, job_with_id,
-    jobs_log, php_client, rust_push, stat_of, yaml,
+    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_in_pipeline, job_payload,
+    job_with_id, jobs_log, php_client, rust_push, stat_of, yaml,
 };
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
 
@@ -144,15 +144,7 @@ fn boltdb_pipelines_deliver_settle_and_count_from_the_file() {
     }
     let resumed = Instant::now();
     php_client(port, &["resume", "lane"]).expect("resume");
-    let lines = ok(rr.wait_for_lines_from(
-        0,
-        |l| {
-            l.event_named("JOB")
-                .is_some_and(|e| e.get("pipeline") == "lane")
-        },
-        5,
-        EVENTUALLY,
-    ));
+    let lines = ok(rr.wait_for_lines_from(0, job_in_pipeline("lane"), 5, EVENTUALLY));
     let order: Vec<String> = lines
         .iter()
         .map(|l| l.event().expect("e").get("payload").to_owned())

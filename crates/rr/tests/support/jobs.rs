@@ -101,6 +101,34 @@ pub fn job_named(name: &str) -> impl Fn(&Line) -> bool {
     }
 }
 
+/// Predicate: a `JOB` event of a job of `pipeline`.
+pub fn job_in_pipeline(pipeline: &str) -> impl Fn(&Line) -> bool {
+    let pipeline = pipeline.to_owned();
+    move |line| {
+        line.event_named("JOB")
+            .is_some_and(|e| e.get("pipeline") == pipeline)
+    }
+}
+
+/// Waits for `n` `JOB` lines matching `predicate` from log line `from` on
+/// and returns their payloads in the order the worker got them.
+pub fn payloads_in_order(
+    rr: &mut RrProcess,
+    from: usize,
+    predicate: impl Fn(&Line) -> bool,
+    n: usize,
+) -> Vec<String> {
+    super::ok(rr.wait_for_lines_from(from, predicate, n, super::EVENTUALLY))
+        .iter()
+        .map(|l| {
+            l.event()
+                .expect("a JOB line carries an event")
+                .get("payload")
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Waits for the worker's first `JOB` event of job `id` and returns it.
 pub fn job_event(rr: &mut RrProcess, id: &str) -> Event {
     super::ok(rr.wait_for(job_with_id(id), super::EVENTUALLY))
