@@ -21,13 +21,18 @@ pub const ENDPOINTS: [&str; 2] = ["/hello", "/json"];
 const CONNECTIONS: u32 = 32;
 const THREADS: u32 = 2;
 
-/// Measures every server on every endpoint for `seconds` each (after a
-/// 2 s warm-up), with `workers` PHP workers.
+/// Measures every server on every endpoint in `rounds` interleaved rounds
+/// (rr, php-fpm, [RoadRunner], rr, php-fpm, ...) of `seconds` each, every
+/// window after a 1 s warm-up, with `workers` PHP workers per server. The
+/// cell reported is the median of its rounds: on a shared 2-core machine a
+/// single window swings by 10 %, and interleaving spreads any slow spell of
+/// the machine over every server instead of landing on one.
 pub fn run(
     rr: &Path,
     roadrunner: Option<&Path>,
     repo: &Path,
     seconds: u64,
+    rounds: usize,
     workers: usize,
 ) -> Result<Vec<HttpCell>> {
     for tool in ["wrk", "nginx", "php-fpm8.2"] {
@@ -36,12 +41,14 @@ pub fn run(
         })?;
     }
     let app = std::path::absolute(repo.join("benches/http/app.php"))?;
-    let mut cells = Vec::new();
     // (name, binary for an rr-compatible server, or None for nginx + php-fpm)
     let mut servers: Vec<(&str, Option<&Path>)> = vec![("rr", Some(rr)), ("nginx + php-fpm", None)];
     if let Some(roadrunner) = roadrunner {
         servers.push(("RoadRunner", Some(roadrunner)));
     }
+    // Every server runs for the whole section; the ones not under load sit
+    // idle (their PHP workers block on a read).
+    let mut started = Vec::new();
     for (name, binary) in servers {
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
@@ -53,21 +60,56 @@ pub fn run(
         wait_listening(port, Duration::from_secs(20))
             .with_context(|| format!("{name} did not listen"))?;
         for endpoint in ENDPOINTS {
-            let url = format!("http://127.0.0.1:{port}{endpoint}");
-            check_once(&url).with_context(|| format!("{name} {endpoint}"))?;
-            wrk(&url, 2)?;
-            let mut cell = wrk(&url, seconds)?;
-            cell.server = name.to_owned();
-            cell.endpoint = endpoint;
-            eprintln!(
-                "http {name:>16} {endpoint:<6}: {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
-                cell.requests_per_sec, cell.p50_ms, cell.p99_ms, cell.errors
-            );
-            cells.push(cell);
+            check_once(&format!("http://127.0.0.1:{port}{endpoint}"))
+                .with_context(|| format!("{name} {endpoint}"))?;
         }
-        drop(server);
+        started.push((name, port, server, dir));
     }
-    Ok(cells)
+    let mut samples: Vec<Vec<HttpCell>> = vec![Vec::new(); started.len() * ENDPOINTS.len()];
+    for round in 1..=rounds {
+        for (s, (name, port, _, _)) in started.iter().enumerate() {
+            for (e, endpoint) in ENDPOINTS.into_iter().enumerate() {
+                let url = format!("http://127.0.0.1:{port}{endpoint}");
+                wrk(&url, 1)?;
+                let mut cell = wrk(&url, seconds)?;
+                cell.server = (*name).to_owned();
+                cell.endpoint = endpoint;
+                eprintln!(
+                    "http round {round}/{rounds} {name:>16} {endpoint:<6}: {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                    cell.requests_per_sec, cell.p50_ms, cell.p99_ms, cell.errors
+                );
+                samples[s * ENDPOINTS.len() + e].push(cell);
+            }
+        }
+    }
+    drop(started);
+    Ok(samples.into_iter().filter_map(median_cell).collect())
+}
+
+/// One cell out of its rounds: the median of each figure on its own (so a
+/// p99 is not taken from the round that happened to have the median
+/// throughput), every round's errors, and every round's req/s.
+fn median_cell(rounds: Vec<HttpCell>) -> Option<HttpCell> {
+    let first = rounds.first()?;
+    let median = |figure: fn(&HttpCell) -> f64| {
+        let mut values: Vec<f64> = rounds.iter().map(figure).collect();
+        values.sort_by(f64::total_cmp);
+        let mid = values.len() / 2;
+        if values.len() % 2 == 1 {
+            values[mid]
+        } else {
+            (values[mid - 1] + values[mid]) / 2.0
+        }
+    };
+    Some(HttpCell {
+        server: first.server.clone(),
+        endpoint: first.endpoint,
+        requests_per_sec: median(|c| c.requests_per_sec),
+        p50_ms: median(|c| c.p50_ms),
+        p99_ms: median(|c| c.p99_ms),
+        errors: rounds.iter().map(|c| c.errors).sum(),
+        rounds: rounds.iter().map(|c| c.requests_per_sec).collect(),
+    })
 }
 
 /// Processes of one server, killed on drop.
@@ -285,5 +327,31 @@ Transfer/sec:      6.00MB
         assert_eq!(cell.p50_ms, 0.652);
         assert_eq!(cell.p99_ms, 2.5);
         assert_eq!(cell.errors, 7);
+    }
+
+    #[test]
+    fn a_cell_is_the_median_of_its_rounds_figure_by_figure() {
+        let round = |rps: f64, p99: f64, errors: u64| HttpCell {
+            server: "rr".to_owned(),
+            endpoint: "/hello",
+            requests_per_sec: rps,
+            p50_ms: 0.5,
+            p99_ms: p99,
+            errors,
+            rounds: Vec::new(),
+        };
+        let cell = median_cell(vec![
+            round(40.0, 1.0, 0),
+            round(50.0, 3.0, 1),
+            round(45.0, 2.0, 2),
+        ])
+        .expect("a cell");
+        assert_eq!(cell.requests_per_sec, 45.0);
+        assert_eq!(cell.p99_ms, 2.0);
+        assert_eq!(cell.errors, 3);
+        assert_eq!(cell.rounds, vec![40.0, 50.0, 45.0]);
+        let even = median_cell(vec![round(40.0, 1.0, 0), round(50.0, 3.0, 0)]).expect("a cell");
+        assert_eq!(even.requests_per_sec, 45.0);
+        assert!(median_cell(Vec::new()).is_none());
     }
 }

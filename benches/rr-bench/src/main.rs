@@ -41,9 +41,13 @@ struct Args {
     /// Length of the ticker lateness run, seconds.
     #[arg(long, default_value_t = 60)]
     lateness_seconds: u64,
-    /// Length of each HTTP load run, seconds.
-    #[arg(long, default_value_t = 10)]
+    /// Length of each HTTP load window, seconds.
+    #[arg(long, default_value_t = 5)]
     http_seconds: u64,
+    /// Interleaved rounds of HTTP windows per server and endpoint; each
+    /// cell reports the median.
+    #[arg(long, default_value_t = 3)]
+    http_rounds: usize,
     /// PHP workers of each HTTP server (rr's pool, php-fpm's static children).
     #[arg(long, default_value_t = 4)]
     http_workers: usize,
@@ -158,6 +162,11 @@ fn main() -> Result<()> {
             roadrunner.as_deref(),
             &repo,
             seconds,
+            if args.quick {
+                1
+            } else {
+                args.http_rounds.max(1)
+            },
             args.http_workers,
         )
         .context("http section")?;

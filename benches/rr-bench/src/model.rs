@@ -98,6 +98,9 @@ pub struct HttpCell {
     pub p99_ms: f64,
     /// Non-2xx/3xx answers and socket errors.
     pub errors: u64,
+    /// Requests per second of every round, in the order they ran (the
+    /// figures above are medians over them).
+    pub rounds: Vec<f64>,
 }
 
 /// A named schedule's lateness over a long run, and its trend.

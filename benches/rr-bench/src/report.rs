@@ -301,7 +301,7 @@ const HTTP_TARGET_RATIO: f64 = 2.0;
 
 fn render_http(md: &mut String, cells: &[crate::model::HttpCell]) {
     md.push_str("## HTTP: rr against nginx + php-fpm\n\n");
-    md.push_str("| server | endpoint | req/s | p50 ms | p99 ms | errors | req/s vs php-fpm | target (≥ 2×, p99 ≤ php-fpm's) |\n|---|---|---:|---:|---:|---:|---:|:-:|\n");
+    md.push_str("| server | endpoint | req/s | p50 ms | p99 ms | errors | req/s vs php-fpm | target (≥ 2×, p99 ≤ php-fpm's) | req/s of each round |\n|---|---|---:|---:|---:|---:|---:|:-:|---|\n");
     for cell in cells {
         let fpm = cells
             .iter()
@@ -316,9 +316,15 @@ fn render_http(md: &mut String, cells: &[crate::model::HttpCell]) {
             }
             _ => ("1.00×".to_owned(), "".to_owned()),
         };
+        let rounds = cell
+            .rounds
+            .iter()
+            .map(|rps| format!("{rps:.0}"))
+            .collect::<Vec<_>>()
+            .join(" · ");
         let _ = writeln!(
             md,
-            "| {} | `{}` | {:.0} | {:.2} | {:.2} | {} | {ratio} | {target} |",
+            "| {} | `{}` | {:.0} | {:.2} | {:.2} | {} | {ratio} | {target} | {rounds} |",
             cell.server,
             cell.endpoint,
             cell.requests_per_sec,
@@ -331,8 +337,10 @@ fn render_http(md: &mut String, cells: &[crate::model::HttpCell]) {
         "\nThe same app (`benches/http/app.php`: `/hello` is \"Hello, world!\", `/json` a 4 KiB JSON \
          document) with the same number of PHP workers (rr's `http.pool.num_workers`, php-fpm's \
          `pm = static` children behind nginx over a unix socket, the stock setup: one FastCGI connection per request, since a kept-alive one would pin a child), loaded by `wrk \
-         -t2 -c32 --latency` after a 2 s warm-up, one server at a time on the same machine (wrk \
-         shares its cores). php-fpm runs with Debian's default OPcache; rr's workers are \
+         -t2 -c32 --latency`, one server at a time on the same machine (wrk shares its cores). \
+         The servers take turns in interleaved rounds (rr, php-fpm, rr, php-fpm, ...), each window \
+         after a 1 s warm-up; req/s, p50 and p99 are each the median over the rounds, so one slow \
+         spell of the shared machine does not decide a ratio. php-fpm runs with Debian's default OPcache; rr's workers are \
          long-lived PHP processes.\n\n",
     );
 }
