@@ -416,6 +416,41 @@ check('proto Request: unknown fields skipped, map entry without key/value, repea
     expectThrows(fn () => Proto::decodeRequest("\x0b"), 'unsupported wire type 3');
 });
 
+check('proto Request: damaged bytes decode or fail with UnexpectedValueException, nothing else', function (): void {
+    // The decoder reads one-byte tags and lengths in line; every shortcut must stay in bounds.
+    set_error_handler(static function (int $no, string $message): never {
+        throw new RuntimeException("PHP warning while decoding: $message");
+    });
+    try {
+        $valid = Proto::encodeRequest([
+            'remoteAddr' => '10.0.0.1', 'method' => 'POST', 'uri' => 'http://h/p?q=1',
+            'headers' => ['A' => ['x', str_repeat('y', 200)], 'B' => ['']], 'cookies' => ['c' => ['1']],
+            'rawQuery' => 'q=1', 'parsed' => true, 'attributes' => ['k' => ['v']],
+        ]);
+        mt_srand(7);
+        $decoded = 0;
+        for ($i = 0; $i < 3000; $i++) {
+            $bytes = $valid;
+            for ($n = mt_rand(1, 3); $n > 0; $n--) {
+                $at = mt_rand(0, max(0, strlen($bytes) - 1));
+                $bytes = match (mt_rand(0, 2)) {
+                    0 => substr_replace($bytes, chr(mt_rand(0, 255)), $at, 1),
+                    1 => substr($bytes, 0, $at),
+                    default => substr_replace($bytes, chr(mt_rand(0, 255)), $at, 0),
+                };
+            }
+            try {
+                Proto::decodeRequest($bytes);
+                $decoded++;
+            } catch (UnexpectedValueException) {
+            }
+        }
+        expect($decoded > 0, 'some damaged messages still decode (unknown fields are skipped)');
+    } finally {
+        restore_error_handler();
+    }
+});
+
 check('proto Response: hand-computed bytes, negative and default status', function (): void {
     // status 201 => 08 c9 01; headers {"X":["1"]} => 12 08 [0a 01 "X" 12 03 [0a 01 "1"]]
     same('08c901' . '12080a015812030a0131', bin2hex(Proto::encodeResponse(201, ['X' => ['1']])), 'encode');

@@ -69,9 +69,13 @@ final class Frame
         if (count($this->options) > self::MAX_OPTIONS) {
             throw new RelayException(sprintf('goridge: a frame carries at most %d options, got %d', self::MAX_OPTIONS, count($this->options)));
         }
-        foreach ([$this->flags, $this->stream, $this->reserved] as $byte) {
-            if ($byte < 0 || $byte > 0xFF) {
-                throw new RelayException("goridge: header byte out of range: $byte");
+        // One test for all three bytes (a negative one has high bits set too): this runs for
+        // every frame sent.
+        if ((($this->flags | $this->stream | $this->reserved) & ~0xFF) !== 0) {
+            foreach ([$this->flags, $this->stream, $this->reserved] as $byte) {
+                if ($byte < 0 || $byte > 0xFF) {
+                    throw new RelayException("goridge: header byte out of range: $byte");
+                }
             }
         }
         foreach ($this->options as $option) {

@@ -29,6 +29,14 @@ final class HttpWorker
     private int $codec = Frame::CODEC_PROTO;
 
     /**
+     * The last reply head encoded, as [status, codec, normalized headers, bytes]: a worker
+     * mostly answers with the same status and headers, and then the bytes are reused.
+     *
+     * @var array{0:int, 1:int, 2:array<string, list<string>>, 3:string}|null
+     */
+    private ?array $lastHead = null;
+
+    /**
      * @param Worker $worker the goridge worker to read requests from
      */
     public function __construct(private readonly Worker $worker)
@@ -92,19 +100,19 @@ final class HttpWorker
             $codec = Frame::CODEC_PROTO;
             $m = Proto::decodeRequest($payload->header);
             $parsed = $m['parsed'];
-            $headers = [];
-            foreach ($m['headers'] as $name => $values) {
-                if ($name !== '') {
-                    $headers[(string) $name] = $values;
-                }
-            }
-            $cookies = array_map(static fn (array $v): string => implode(',', $v), $m['cookies']);
-            $attributes = array_map(static fn (array $v): ?string => $v[0] ?? null, $m['attributes']);
+            // The empty-handed cases are skipped in line: this runs for every request.
+            $headers = $m['headers'];
+            unset($headers['']);
+            $cookies = $m['cookies'] === [] ? [] : array_map(static fn (array $v): string => implode(',', $v), $m['cookies']);
+            $attributes = $m['attributes'] === [] ? [] : array_map(static fn (array $v): ?string => $v[0] ?? null, $m['attributes']);
             $uploads = $m['uploads'] === '' ? [] : (array) json_decode($m['uploads'], true, 512, JSON_THROW_ON_ERROR);
             $rawQuery = $m['rawQuery'];
             $fields = [$m['remoteAddr'], $m['protocol'], $m['method'], $m['uri']];
         }
-        parse_str($rawQuery, $query);
+        $query = [];
+        if ($rawQuery !== '') {
+            parse_str($rawQuery, $query);
+        }
 
         return new Request(
             remoteAddr: $fields[0],
@@ -213,10 +221,15 @@ final class HttpWorker
         foreach ($headers as $name => $values) {
             $normalized[(string) $name] = array_values(array_map('strval', is_array($values) ? $values : [$values]));
         }
-        if ($this->codec === Frame::CODEC_JSON) {
-            return json_encode(['status' => $status, 'headers' => $normalized ?: new \stdClass()], JSON_THROW_ON_ERROR);
+        $last = $this->lastHead;
+        if ($last !== null && $last[0] === $status && $last[1] === $this->codec && $last[2] === $normalized) {
+            return $last[3];
         }
+        $head = $this->codec === Frame::CODEC_JSON
+            ? json_encode(['status' => $status, 'headers' => $normalized ?: new \stdClass()], JSON_THROW_ON_ERROR)
+            : Proto::encodeResponse($status, $normalized);
+        $this->lastHead = [$status, $this->codec, $normalized, $head];
 
-        return Proto::encodeResponse($status, $normalized);
+        return $head;
     }
 }

@@ -103,13 +103,23 @@ final class Proto
     public static function decodeResponse(string $bytes): array
     {
         $result = ['status' => 0, 'headers' => []];
-        foreach (self::fields($bytes) as [$field, $type, $value]) {
-            if ($field === 1 && $type === self::VARINT) {
-                $result['status'] = $value;
-            } elseif ($field === 2 && $type === self::LEN) {
-                [$key, $values] = self::decodeEntry($value);
+        $pos = 0;
+        $end = strlen($bytes);
+        while ($pos < $end) {
+            [$field, $type] = self::tag($bytes, $pos);
+            if ($type !== self::LEN) {
+                $value = self::scalar($bytes, $pos, $end, $field, $type);
+                if ($field === 1 && $type === self::VARINT) {
+                    $result['status'] = $value;
+                }
+                continue;
+            }
+            $size = self::length($bytes, $pos, $end, $field);
+            if ($field === 2) {
+                [$key, $values] = self::decodeEntry($bytes, $pos, $pos + $size);
                 $result['headers'][$key] = $values;
             }
+            $pos += $size;
         }
 
         return $result;
@@ -155,92 +165,158 @@ final class Proto
             'headers' => [], 'cookies' => [], 'rawQuery' => '', 'parsed' => false,
             'uploads' => '', 'attributes' => [],
         ];
-        foreach (self::fields($bytes) as [$field, $type, $value]) {
-            if ($type === self::LEN && isset(self::REQUEST_STRINGS[$field])) {
-                $result[self::REQUEST_STRINGS[$field]] = $value;
-            } elseif ($type === self::LEN && isset(self::REQUEST_MAPS[$field])) {
-                [$key, $values] = self::decodeEntry($value);
-                $result[self::REQUEST_MAPS[$field]][$key] = $values;
-            } elseif ($field === 8 && $type === self::VARINT) {
-                $result['parsed'] = $value !== 0;
+        // One pass with a cursor and no list of fields, the one-byte tags and lengths of a
+        // typical request read in line: this runs for every request a worker serves.
+        $pos = 0;
+        $end = strlen($bytes);
+        while ($pos < $end) {
+            $tag = ord($bytes[$pos]);
+            if ($tag >= 0x08 && $tag < 0x80) {
+                $pos++;
+                $field = $tag >> 3;
+                $type = $tag & 0x07;
+            } else {
+                [$field, $type] = self::tag($bytes, $pos);
             }
+            if ($type !== self::LEN) {
+                $value = self::scalar($bytes, $pos, $end, $field, $type);
+                if ($field === 8 && $type === self::VARINT) {
+                    $result['parsed'] = $value !== 0;
+                }
+                continue;
+            }
+            if ($pos < $end && ($size = ord($bytes[$pos])) < 0x80 && $size < $end - $pos) {
+                $pos++;
+            } else {
+                $size = self::length($bytes, $pos, $end, $field);
+            }
+            if (isset(self::REQUEST_STRINGS[$field])) {
+                $result[self::REQUEST_STRINGS[$field]] = (string) substr($bytes, $pos, $size);
+            } elseif (isset(self::REQUEST_MAPS[$field])) {
+                [$key, $values] = self::decodeEntry($bytes, $pos, $pos + $size);
+                $result[self::REQUEST_MAPS[$field]][$key] = $values;
+            }
+            $pos += $size;
         }
 
         return $result;
     }
 
     /**
-     * Split one message into its fields: a list of [field number, wire type, value], value being
-     * the integer for VARINT and the bytes for LEN; fixed-width fields are skipped.
+     * Read a tag at $pos (advanced past it).
      *
-     * @return list<array{0:int, 1:int, 2:int|string}>
-     * @throws \UnexpectedValueException
+     * @return array{0:int, 1:int} field number and wire type
+     * @throws \UnexpectedValueException on field number 0 or a truncated tag
      */
-    private static function fields(string $bytes): array
+    private static function tag(string $bytes, int &$pos): array
     {
-        $fields = [];
-        $pos = 0;
-        $length = strlen($bytes);
-        while ($pos < $length) {
-            $tag = ord($bytes[$pos]);
-            if ($tag < 0x80) {
-                $pos++;
-            } else {
-                $tag = self::readVarint($bytes, $pos);
-            }
-            $field = $tag >> 3;
-            $type = $tag & 0x07;
-            if ($field <= 0) {
-                throw new \UnexpectedValueException('protobuf: invalid field number 0 at byte ' . $pos);
-            }
-            if ($type === self::LEN) {
-                if ($pos < $length && ($size = ord($bytes[$pos])) < 0x80) {
-                    $pos++;
-                } else {
-                    $size = self::readVarint($bytes, $pos);
-                }
-                if ($size < 0 || $size > $length - $pos) {
-                    throw new \UnexpectedValueException(sprintf('protobuf: field %d claims %d bytes, %d left', $field, $size, $length - $pos));
-                }
-                $fields[] = [$field, $type, (string) substr($bytes, $pos, $size)];
-                $pos += $size;
-            } elseif ($type === self::VARINT) {
-                $fields[] = [$field, $type, self::readVarint($bytes, $pos)];
-            } elseif ($type === self::I64 || $type === self::I32) {
-                $pos += $type === self::I64 ? 8 : 4;
-                if ($pos > $length) {
-                    throw new \UnexpectedValueException("protobuf: truncated fixed-width field $field");
-                }
-            } else { // groups are not used by proto3 messages
-                throw new \UnexpectedValueException("protobuf: unsupported wire type $type (field $field)");
-            }
+        $tag = self::readVarint($bytes, $pos);
+        if ($tag >> 3 <= 0) {
+            throw new \UnexpectedValueException('protobuf: invalid field number 0 at byte ' . $pos);
         }
 
-        return $fields;
+        return [$tag >> 3, $tag & 0x07];
     }
 
     /**
-     * Decode one map entry `{ string key = 1; HeaderValue value = 2; }`.
+     * Read the length of a LEN field at $pos (advanced past it) and check that many bytes
+     * follow before $end.
+     *
+     * @throws \UnexpectedValueException
+     */
+    private static function length(string $bytes, int &$pos, int $end, int $field): int
+    {
+        $size = self::readVarint($bytes, $pos);
+        if ($size < 0 || $size > $end - $pos) {
+            throw new \UnexpectedValueException(sprintf('protobuf: field %d claims %d bytes, %d left', $field, $size, $end - $pos));
+        }
+
+        return $size;
+    }
+
+    /**
+     * Read (VARINT) or step over (I64, I32) a field that is not LEN; returns the varint, or 0.
+     *
+     * @throws \UnexpectedValueException on a truncated field or a group wire type
+     */
+    private static function scalar(string $bytes, int &$pos, int $end, int $field, int $type): int
+    {
+        if ($type === self::VARINT) {
+            return self::readVarint($bytes, $pos);
+        }
+        if ($type === self::I64 || $type === self::I32) {
+            $pos += $type === self::I64 ? 8 : 4;
+            if ($pos > $end) {
+                throw new \UnexpectedValueException("protobuf: truncated fixed-width field $field");
+            }
+
+            return 0;
+        }
+        // groups are not used by proto3 messages
+        throw new \UnexpectedValueException("protobuf: unsupported wire type $type (field $field)");
+    }
+
+    /**
+     * Decode the map entry `{ string key = 1; HeaderValue value = 2; }` in bytes $pos..$end.
      *
      * @return array{0:string, 1:list<string>}
+     * @throws \UnexpectedValueException
      */
-    private static function decodeEntry(string $entry): array
+    private static function decodeEntry(string $bytes, int $pos, int $end): array
     {
         $key = '';
         $values = [];
-        foreach (self::fields($entry) as [$field, $type, $value]) {
+        while ($pos < $end) {
+            $tag = ord($bytes[$pos]);
+            if ($tag === 0x0a || $tag === 0x12) { // key or value, LEN: the usual case
+                $pos++;
+                $field = $tag >> 3;
+                $type = self::LEN;
+            } else {
+                [$field, $type] = self::tag($bytes, $pos);
+            }
             if ($type !== self::LEN) {
+                self::scalar($bytes, $pos, $end, $field, $type);
                 continue;
             }
+            if ($pos < $end && ($size = ord($bytes[$pos])) < 0x80 && $size < $end - $pos) {
+                $pos++;
+            } else {
+                $size = self::length($bytes, $pos, $end, $field);
+            }
             if ($field === 1) {
-                $key = $value;
-            } elseif ($field === 2) {
-                // A message field given twice is merged: repeated values append.
-                foreach (self::fields($value) as [$f, $t, $v]) {
-                    if ($f === 1 && $t === self::LEN) {
-                        $values[] = $v;
-                    }
+                $key = (string) substr($bytes, $pos, $size);
+                $pos += $size;
+                continue;
+            }
+            if ($field !== 2) {
+                $pos += $size;
+                continue;
+            }
+            // HeaderValue { repeated bytes value = 1; }. A message field given twice is
+            // merged: repeated values append.
+            $valueEnd = $pos + $size;
+            while ($pos < $valueEnd) {
+                if (ord($bytes[$pos]) === 0x0a) { // value, LEN: the usual case
+                    $pos++;
+                    $f = 1;
+                    $t = self::LEN;
+                } else {
+                    [$f, $t] = self::tag($bytes, $pos);
                 }
+                if ($t !== self::LEN) {
+                    self::scalar($bytes, $pos, $valueEnd, $f, $t);
+                    continue;
+                }
+                if ($pos < $valueEnd && ($length = ord($bytes[$pos])) < 0x80 && $length < $valueEnd - $pos) {
+                    $pos++;
+                } else {
+                    $length = self::length($bytes, $pos, $valueEnd, $f);
+                }
+                if ($f === 1) {
+                    $values[] = (string) substr($bytes, $pos, $length);
+                }
+                $pos += $length;
             }
         }
 
