@@ -282,8 +282,11 @@ impl Pool {
         let _inside = InsideGuard::enter(inner)?;
         let mut stop_requests = 0;
         let result = loop {
+            // The rare paths' futures are boxed: every exec's future is
+            // moved whole (into its task, say), and inline they would make
+            // it kilobytes larger.
             let leased = if inner.config.debug {
-                inner.lease_fresh().await?
+                Box::pin(inner.lease_fresh()).await?
             } else {
                 inner.take_worker(wait).await?
             };
@@ -294,13 +297,11 @@ impl Pool {
                 Some(lanes) if current_lane() != Some(lane) => {
                     let leased = leased.into_owned();
                     let payload = payload.clone();
-                    lanes
-                        .run_on(
-                            lane,
-                            async move { leased.execute(&payload, streaming).await },
-                        )
-                        .await
-                        .unwrap_or(Attempt::Done(Err(ExecError::Stopped)))
+                    Box::pin(lanes.run_on(lane, async move {
+                        leased.execute(&payload, streaming).await
+                    }))
+                    .await
+                    .unwrap_or(Attempt::Done(Err(ExecError::Stopped)))
                 }
                 _ => leased.execute(payload, streaming).await,
             };
