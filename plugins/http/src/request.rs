@@ -2,13 +2,15 @@
 //! the context (codec Proto), and the body chosen by method and
 //! `Content-Type` as RoadRunner's `handler/request.go` does.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::{BodyDataStream, BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
+use hyper::header::{HeaderMap, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST, REFERER, USER_AGENT};
 use hyper::{Method, Request, Version};
 use rr_pool::Payload;
 use serde_json::{json, Value};
@@ -23,12 +25,26 @@ use crate::proto;
 pub const CODEC_PROTO: u8 = 0x80;
 
 /// What the server knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The peer's address.
     pub peer: SocketAddr,
+    /// The peer's IP as text, formatted once per connection rather than
+    /// for every request on it.
+    pub peer_ip: Arc<str>,
     /// Whether the connection is TLS.
     pub tls: bool,
+}
+
+impl ConnInfo {
+    /// The facts of a connection from `peer`.
+    pub fn new(peer: SocketAddr, tls: bool) -> ConnInfo {
+        ConnInfo {
+            peer,
+            peer_ip: peer.ip().to_string().into(),
+            tls,
+        }
+    }
 }
 
 /// The client IP PHP sees, when a middleware (`proxy_ip_parser`) replaced
@@ -108,6 +124,14 @@ pub struct RequestInfo {
     pub raw_query: String,
     /// `Content-Length` (-1 when unknown).
     pub content_length: i64,
+    /// Host, `User-Agent` and `Referer`: read only for `access_logs`, the
+    /// one log line that shows them.
+    pub access: Option<AccessFacts>,
+}
+
+/// The facts only the access log shows.
+#[derive(Debug, Clone, Default)]
+pub struct AccessFacts {
     /// Host.
     pub host: String,
     /// `User-Agent`.
@@ -202,7 +226,16 @@ pub fn cookies(headers: &HeaderMap) -> proto::HeaderMap {
 }
 
 fn strip_crlf(text: &str) -> String {
-    text.replace(['\r', '\n'], "")
+    without_crlf(Cow::Borrowed(text)).into_owned()
+}
+
+/// `text` without CR and LF, copied only when it has any.
+fn without_crlf(text: Cow<'_, str>) -> Cow<'_, str> {
+    if text.contains(['\r', '\n']) {
+        Cow::Owned(text.replace(['\r', '\n'], ""))
+    } else {
+        text
+    }
 }
 
 /// `HTTP/1.1`, `HTTP/2.0`, ...
@@ -221,21 +254,20 @@ pub fn protocol(version: Version) -> &'static str {
 pub fn absolute_uri<B>(req: &Request<B>, tls: bool) -> String {
     let uri = req.uri();
     if req.version() != Version::HTTP_2 && uri.scheme().is_some() {
-        return strip_crlf(&uri.to_string());
+        return without_crlf(Cow::Owned(uri.to_string())).into_owned();
     }
     let host = uri
         .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
+        .map(|a| a.as_str())
+        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or_default();
-    let scheme = if tls { "https" } else { "http" };
+    let scheme = if tls { "https://" } else { "http://" };
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    strip_crlf(&format!("{scheme}://{host}{path}"))
+    let mut absolute = String::with_capacity(scheme.len() + host.len() + path.len());
+    absolute.push_str(scheme);
+    absolute.push_str(host);
+    absolute.push_str(path);
+    without_crlf(Cow::Owned(absolute)).into_owned()
 }
 
 /// The request's host (Host header or HTTP/2 authority).
@@ -252,12 +284,11 @@ pub fn host<B>(req: &Request<B>) -> String {
         .unwrap_or_default()
 }
 
-fn header_str(headers: &HeaderMap, name: &str) -> String {
+fn header_str(headers: &HeaderMap, name: impl hyper::header::AsHeaderName) -> &str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
-        .to_owned()
 }
 
 /// The payload for `req`, its temp files and its facts for logs.
@@ -265,13 +296,13 @@ pub async fn prepare(
     req: Request<Incoming>,
     settings: &Settings,
 ) -> Result<(Payload, TempFiles, RequestInfo), RequestError> {
-    let conn = req.extensions().get::<ConnInfo>().copied();
+    let conn = req.extensions().get::<ConnInfo>();
     let tls = conn.is_some_and(|c| c.tls);
     let remote_addr = req
         .extensions()
         .get::<RemoteIp>()
         .map(|r| r.0.clone())
-        .or_else(|| conn.map(|c| c.peer.ip().to_string()))
+        .or_else(|| conn.map(|c| c.peer_ip.to_string()))
         .unwrap_or_default();
     let content_length = req
         .headers()
@@ -296,21 +327,16 @@ pub async fn prepare(
         uploads: Vec::new(),
         attributes: Vec::new(),
     };
-    let info = RequestInfo {
-        method: message.method.clone(),
-        uri: message.uri.clone(),
-        remote_addr: message.remote_addr.clone(),
-        raw_query: message.raw_query.clone(),
-        content_length: content_length.map_or(-1, |l| l as i64),
+    let access = settings.raw.access_logs.then(|| AccessFacts {
         host: host(&req),
-        user_agent: strip_crlf(&header_str(req.headers(), "user-agent")),
-        referer: strip_crlf(&header_str(req.headers(), "referer")),
-    };
+        user_agent: strip_crlf(header_str(req.headers(), USER_AGENT)),
+        referer: strip_crlf(header_str(req.headers(), REFERER)),
+    });
     let limit = settings.max_request_bytes;
     if content_length.is_some_and(|l| l > limit) {
         return Err(RequestError::TooLarge);
     }
-    let content_type = header_str(req.headers(), "content-type");
+    let content_type = header_str(req.headers(), CONTENT_TYPE).to_owned();
     let method = req.method().clone();
     let raw = settings.raw.raw_body;
     let mut files = TempFiles::default();
@@ -327,8 +353,16 @@ pub async fn prepare(
         }
     } else if !raw && content_type.contains("multipart/form-data") {
         message.parsed = true;
-        let (fields, uploads) =
-            multipart(req.into_body(), &content_type, settings, limit, &mut files).await?;
+        // Boxed: inline, the multipart parser's state would make every
+        // request's future kilobytes larger, and futures are moved whole.
+        let (fields, uploads) = Box::pin(multipart(
+            req.into_body(),
+            &content_type,
+            settings,
+            limit,
+            &mut files,
+        ))
+        .await?;
         if !uploads.is_empty() {
             message.uploads = serde_json::to_vec(&uploads.to_json()).unwrap_or_default();
         }
@@ -341,6 +375,15 @@ pub async fn prepare(
         context: context.into(),
         body,
         codec: CODEC_PROTO,
+    };
+    // The message is spent: its strings move into the facts kept for logs.
+    let info = RequestInfo {
+        method: message.method,
+        uri: message.uri,
+        remote_addr: message.remote_addr,
+        raw_query: message.raw_query,
+        content_length: content_length.map_or(-1, |l| l as i64),
+        access,
     };
     Ok((payload, files, info))
 }

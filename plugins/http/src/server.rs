@@ -140,19 +140,21 @@ impl App {
         // later frames; if the client goes away the body is dropped and the
         // pool stops the worker's stream (RoadRunner's only stop path).
         let app = Arc::clone(&self);
-        let exec = tokio::spawn(async move {
+        let exec = async move {
             let result = app.pool.exec_stream(&payload).await;
             let response = match result {
                 Ok(Streamed {
                     first,
                     rest: Some(rest),
                 }) => {
-                    response::from_stream(
+                    // Boxed, as streamed replies are the rare case (see
+                    // request::prepare on future sizes).
+                    Box::pin(response::from_stream(
                         first,
                         rest,
                         app.settings.raw.internal_error_code,
                         temp_files,
-                    )
+                    ))
                     .await
                 }
                 Ok(Streamed { first, rest: None }) => {
@@ -173,7 +175,8 @@ impl App {
             };
             app.access_log(&info, response.status().as_u16(), start);
             response
-        });
+        };
+        let exec = tokio::spawn(exec);
         match exec.await {
             Ok(response) => response,
             Err(e) => {
@@ -184,9 +187,10 @@ impl App {
     }
 
     fn access_log(&self, info: &RequestInfo, status: u16, start: Instant) {
-        let elapsed = format!("{:?}", start.elapsed());
-        if self.settings.raw.access_logs {
-            tracing::info!(
+        // Field values are formatted only when the line is enabled: no
+        // work for a log nobody reads.
+        match &info.access {
+            Some(access) if self.settings.raw.access_logs => tracing::info!(
                 target: "http",
                 status,
                 method = %info.method,
@@ -194,22 +198,21 @@ impl App {
                 remote_address = %info.remote_addr,
                 query = %info.raw_query,
                 content_len = info.content_length,
-                host = %info.host,
-                user_agent = %info.user_agent,
-                referer = %info.referer,
-                elapsed = %elapsed,
+                host = %access.host,
+                user_agent = %access.user_agent,
+                referer = %access.referer,
+                elapsed = ?start.elapsed(),
                 "http access log"
-            );
-        } else {
-            tracing::debug!(
+            ),
+            _ => tracing::debug!(
                 target: "http",
                 status,
                 method = %info.method,
                 URI = %info.uri,
                 remote_address = %info.remote_addr,
-                elapsed = %elapsed,
+                elapsed = ?start.elapsed(),
                 "http log"
-            );
+            ),
         }
     }
 }
@@ -318,7 +321,7 @@ pub fn spawn(
                 };
                 match kind {
                     Listener::Plain { h2c } => {
-                        let conn = ConnInfo { peer, tls: false };
+                        let conn = ConnInfo::new(peer, false);
                         let builder =
                             builder(if h2c { Proto::Auto } else { Proto::H1 }, max_streams);
                         let served =
@@ -344,7 +347,7 @@ pub fn spawn(
                             Some(b"http/1.1") => Proto::H1,
                             _ => Proto::Auto,
                         };
-                        let conn = ConnInfo { peer, tls: true };
+                        let conn = ConnInfo::new(peer, true);
                         let builder = builder(proto, max_streams);
                         let served =
                             builder.serve_connection(TokioIo::new(tls), service(app, conn));
@@ -403,7 +406,7 @@ fn service(
 > + Clone {
     hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let app = Arc::clone(&app);
-        req.extensions_mut().insert(conn);
+        req.extensions_mut().insert(conn.clone());
         async move { Ok::<_, Infallible>(app.serve(req).await) }
     })
 }
