@@ -15,7 +15,7 @@ use hyper::header::{
 use hyper::{Method, Request, Response};
 
 use crate::config::{CorsConfig, HeadersConfig, Subnet};
-use crate::request::{ConnInfo, RemoteIp};
+use crate::request::RemoteIp;
 use crate::response::{file_body, full, plain, HttpResponse};
 
 /// A boxed response future: what the next layer of the chain returns.
@@ -518,31 +518,29 @@ pub fn forwarded_ip(header: &str, value: &str) -> Option<IpAddr> {
 /// The `proxy_ip_parser` middleware: when the peer is in a trusted subnet,
 /// the client IP PHP sees comes from the first forwarding header that has one.
 pub async fn proxy_ip(
+    peer: IpAddr,
     subnets: &[Subnet],
     trusted_headers: &[String],
     mut req: Request<Incoming>,
     next: impl FnOnce(Request<Incoming>) -> BoxResponse,
 ) -> HttpResponse {
-    let peer = req.extensions().get::<ConnInfo>().map(|c| c.peer.ip());
-    if let Some(peer) = peer {
-        if subnets.iter().any(|s| s.contains(peer)) {
-            let defaults: Vec<String>;
-            let names: &[String] = if trusted_headers.is_empty() {
-                defaults = DEFAULT_TRUSTED_HEADERS
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .collect();
-                &defaults
-            } else {
-                trusted_headers
-            };
-            let found = names.iter().find_map(|name| {
-                let value = req.headers().get(name.as_str())?.to_str().ok()?;
-                forwarded_ip(name, value)
-            });
-            if let Some(ip) = found {
-                req.extensions_mut().insert(RemoteIp(ip.to_string()));
-            }
+    if subnets.iter().any(|s| s.contains(peer)) {
+        let defaults: Vec<String>;
+        let names: &[String] = if trusted_headers.is_empty() {
+            defaults = DEFAULT_TRUSTED_HEADERS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+            &defaults
+        } else {
+            trusted_headers
+        };
+        let found = names.iter().find_map(|name| {
+            let value = req.headers().get(name.as_str())?.to_str().ok()?;
+            forwarded_ip(name, value)
+        });
+        if let Some(ip) = found {
+            req.extensions_mut().insert(RemoteIp(ip.to_string()));
         }
     }
     next(req).await

@@ -291,19 +291,18 @@ fn header_str(headers: &HeaderMap, name: impl hyper::header::AsHeaderName) -> &s
         .unwrap_or_default()
 }
 
-/// The payload for `req`, its temp files and its facts for logs.
+/// The payload for `req`, which came on `conn`, its temp files and its
+/// facts for logs.
 pub async fn prepare(
     req: Request<Incoming>,
+    conn: &ConnInfo,
     settings: &Settings,
 ) -> Result<(Payload, TempFiles, RequestInfo), RequestError> {
-    let conn = req.extensions().get::<ConnInfo>();
-    let tls = conn.is_some_and(|c| c.tls);
-    let remote_addr = req
-        .extensions()
-        .get::<RemoteIp>()
-        .map(|r| r.0.clone())
-        .or_else(|| conn.map(|c| c.peer_ip.to_string()))
-        .unwrap_or_default();
+    let tls = conn.tls;
+    let remote_addr = match req.extensions().get::<RemoteIp>() {
+        Some(ip) => ip.0.clone(),
+        None => conn.peer_ip.to_string(),
+    };
     let content_length = req
         .headers()
         .get(CONTENT_LENGTH)

@@ -76,30 +76,36 @@ impl App {
         }
     }
 
-    /// Serves one request: metrics around the chain.
-    pub async fn serve(self: Arc<Self>, req: Request<Incoming>) -> HttpResponse {
+    /// Serves one request that came on `conn`: metrics around the chain.
+    pub async fn serve(self: Arc<Self>, req: Request<Incoming>, conn: ConnInfo) -> HttpResponse {
         let start = Instant::now();
         let metrics = Arc::clone(&self.metrics);
         let _in_flight = metrics.enter();
-        let response = Arc::clone(&self).layer(req, 0).await;
+        let response = Arc::clone(&self).layer(req, 0, conn).await;
         metrics.observe(response.status().as_u16(), start.elapsed().as_secs_f64());
         response
     }
 
-    fn layer(self: Arc<Self>, req: Request<Incoming>, index: usize) -> BoxResponse {
+    // The connection's facts travel as an argument, not in the request's
+    // extensions: inserting one allocates a map for every request.
+    fn layer(self: Arc<Self>, req: Request<Incoming>, index: usize, conn: ConnInfo) -> BoxResponse {
         Box::pin(async move {
+            let Some(middleware) = self.chain.get(index) else {
+                return self.php(req, &conn).await;
+            };
+            let peer = conn.peer.ip();
             let next = {
                 let app = Arc::clone(&self);
-                move |req| app.layer(req, index + 1)
+                move |req| app.layer(req, index + 1, conn)
             };
-            match self.chain.get(index) {
-                None => self.php(req).await,
-                Some(Middleware::Headers) => middleware::headers(&self.headers, req, next).await,
-                Some(Middleware::Gzip) => middleware::gzip(req, next).await,
-                Some(Middleware::Sendfile) => middleware::sendfile(req, next).await,
-                Some(Middleware::HttpMetrics) => next(req).await,
-                Some(Middleware::ProxyIp) => {
+            match middleware {
+                Middleware::Headers => middleware::headers(&self.headers, req, next).await,
+                Middleware::Gzip => middleware::gzip(req, next).await,
+                Middleware::Sendfile => middleware::sendfile(req, next).await,
+                Middleware::HttpMetrics => next(req).await,
+                Middleware::ProxyIp => {
                     middleware::proxy_ip(
+                        peer,
                         &self.settings.trusted_subnets,
                         &self.settings.raw.trusted_headers,
                         req,
@@ -107,7 +113,7 @@ impl App {
                     )
                     .await
                 }
-                Some(Middleware::Static) => match &self.static_files {
+                Middleware::Static => match &self.static_files {
                     Some(files) => static_files::serve(files, req, next).await,
                     None => next(req).await,
                 },
@@ -116,9 +122,9 @@ impl App {
     }
 
     /// The innermost handler: body limit, payload, exec, response, access log.
-    async fn php(self: Arc<Self>, req: Request<Incoming>) -> HttpResponse {
+    async fn php(self: Arc<Self>, req: Request<Incoming>, conn: &ConnInfo) -> HttpResponse {
         let start = Instant::now();
-        let (payload, temp_files, info) = match request::prepare(req, &self.settings).await {
+        let (payload, temp_files, info) = match request::prepare(req, conn, &self.settings).await {
             Ok(prepared) => prepared,
             Err(RequestError::TooLarge) => {
                 return text_error(413, "serve_http: http: request body too large")
@@ -404,10 +410,10 @@ fn service(
     Error = Infallible,
     Future = impl std::future::Future<Output = Result<HttpResponse, Infallible>> + Send,
 > + Clone {
-    hyper::service::service_fn(move |mut req: Request<Incoming>| {
+    hyper::service::service_fn(move |req: Request<Incoming>| {
         let app = Arc::clone(&app);
-        req.extensions_mut().insert(conn.clone());
-        async move { Ok::<_, Infallible>(app.serve(req).await) }
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(app.serve(req, conn).await) }
     })
 }
 
