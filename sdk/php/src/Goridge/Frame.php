@@ -106,7 +106,7 @@ final class Frame
 
         $h = unpack('Cb0/Cflags/Vlength/Vcrc/Cstream/Creserved', $header);
         $actual = crc32(substr($header, 0, 6));
-        if ($h['crc'] !== $actual) {
+        if ($h === false || $h['crc'] !== $actual) {
             throw new RelayException(sprintf(
                 'goridge: CRC mismatch in frame header: expected 0x%08x (stored in bytes 6..9), actual 0x%08x (computed over bytes 0..5); header bytes: %s',
                 $h['crc'],

@@ -78,7 +78,14 @@ class StreamRelay implements RelayInterface
      */
     protected function readExactly(int $length, string $what): string
     {
-        $buffer = '';
+        // The usual case: one fread has it all (the stream buffers the pipe).
+        $buffer = $length > 0 ? @fread($this->in, min($length, 1 << 20)) : '';
+        if ($buffer === false) {
+            throw new RelayException(sprintf('goridge: read error in %s: %s', $what, self::lastError()));
+        }
+        if (strlen($buffer) === $length) {
+            return $buffer;
+        }
         while (($missing = $length - strlen($buffer)) > 0) {
             $chunk = @fread($this->in, min($missing, 1 << 20));
             if ($chunk === false) {
