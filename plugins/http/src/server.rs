@@ -3,11 +3,16 @@
 //! HTTP → HTTPS redirect.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, LOCATION};
 use hyper::Request;
@@ -138,11 +143,12 @@ impl App {
                 return text_error(500, &format!("serve_http: {e}"));
             }
         };
-        // The exec runs in its own task, as RoadRunner runs it on a
-        // background context: a client that goes away does not cancel it,
-        // so the worker finishes and returns to the pool instead of being
-        // killed mid-request, the uploads live until it has replied, and
-        // the request is still logged. A streamed reply's body pulls the
+        // The exec is never cancelled, as RoadRunner runs it on a
+        // background context: if the client goes away it goes on in a task
+        // of its own (see FinishEvenIfDropped), so the worker finishes and
+        // returns to the pool instead of being killed mid-request, the
+        // uploads live until it has replied, and the request is still
+        // logged. A streamed reply's body pulls the
         // later frames; if the client goes away the body is dropped and the
         // pool stops the worker's stream (RoadRunner's only stop path).
         let app = Arc::clone(&self);
@@ -182,11 +188,10 @@ impl App {
             app.access_log(&info, response.status().as_u16(), start);
             response
         };
-        let exec = tokio::spawn(exec);
-        match exec.await {
+        match FinishEvenIfDropped::new(AssertUnwindSafe(exec).catch_unwind()).await {
             Ok(response) => response,
-            Err(e) => {
-                tracing::error!(target: "http", error = %e, "exec task failed");
+            Err(_) => {
+                tracing::error!(target: "http", "exec panicked");
                 plain(self.settings.raw.internal_error_code, Bytes::new())
             }
         }
@@ -219,6 +224,57 @@ impl App {
                 elapsed = ?start.elapsed(),
                 "http log"
             ),
+        }
+    }
+}
+
+/// A future that goes on in a task of its own if it is dropped before it
+/// finishes. A task for every request would cost a spawn, a move of the
+/// whole future and a join; this costs one box, and a task only for the
+/// requests whose client went away.
+struct FinishEvenIfDropped<F>(Option<Pin<Box<F>>>)
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static;
+
+impl<F> FinishEvenIfDropped<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn new(future: F) -> Self {
+        FinishEvenIfDropped(Some(Box::pin(future)))
+    }
+}
+
+impl<F> Future for FinishEvenIfDropped<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let Some(inner) = self.0.as_mut() else {
+            // Only a caller that polls again after Ready gets here.
+            return Poll::Pending;
+        };
+        let output = ready!(inner.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F> Drop for FinishEvenIfDropped<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn drop(&mut self) {
+        if let (Some(unfinished), Ok(runtime)) =
+            (self.0.take(), tokio::runtime::Handle::try_current())
+        {
+            runtime.spawn(unfinished);
         }
     }
 }
