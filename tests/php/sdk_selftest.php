@@ -503,6 +503,34 @@ check('HttpWorker: proto request decoded into Request, reply uses the PROTO code
     same('created', substr($f->payload, $ctxLen), 'reply body');
 });
 
+check('HttpWorker: a reused reply head follows its headers, a Stringable that changes included', function (): void {
+    $http = new HttpWorker(new Worker(new StreamRelay(memory(), $out = memory()), false));
+    $tag = new class () {
+        public string $value = 'one';
+
+        public function __toString(): string
+        {
+            return $this->value;
+        }
+    };
+    $http->respond(200, 'a', ['X' => ['1']]);
+    $http->respond(200, 'b', ['X' => ['1']]);   // same plain headers: the head is reused
+    $http->respond(200, 'c', ['X' => ['2']]);
+    $http->respond(201, 'd', ['X' => ['2']]);
+    $http->respond(201, 'e', ['X' => [$tag]]);
+    $tag->value = 'two';
+    $http->respond(201, 'f', ['X' => [$tag]]);  // same object, new text: encoded again
+    $http->respond(201, 'g', ['X' => 7]);
+    rewind($out);
+    $heads = array_map(
+        fn (Frame $f) => Proto::decodeResponse(substr($f->payload, 0, $f->options[0])),
+        frames(stream_get_contents($out)),
+    );
+    same([
+        [200, ['1']], [200, ['1']], [200, ['2']], [201, ['2']], [201, ['one']], [201, ['two']], [201, ['7']],
+    ], array_map(fn (array $h) => [$h['status'], $h['headers']['X']], $heads), 'status and X of every reply');
+});
+
 check('HttpWorker: parsed with empty body gives [], unparsed gives null; stop => null', function (): void {
     $in = httpFrame(Proto::encodeRequest(['method' => 'DELETE', 'parsed' => true]))
         . httpFrame(Proto::encodeRequest(['method' => 'GET']), 'raw')

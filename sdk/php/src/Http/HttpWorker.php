@@ -29,10 +29,11 @@ final class HttpWorker
     private int $codec = Frame::CODEC_PROTO;
 
     /**
-     * The last reply head encoded, as [status, codec, normalized headers, bytes]: a worker
-     * mostly answers with the same status and headers, and then the bytes are reused.
+     * The last reply head encoded, as [status, codec, normalized headers, bytes, whether the
+     * headers were given as plain string lists, the headers as given]: a worker mostly answers
+     * with the same status and headers, and then the bytes are reused.
      *
-     * @var array{0:int, 1:int, 2:array<string, list<string>>, 3:string}|null
+     * @var array{0:int, 1:int, 2:array<string, list<string>>, 3:string, 4:bool, 5:array<array-key, mixed>}|null
      */
     private ?array $lastHead = null;
 
@@ -217,18 +218,27 @@ final class HttpWorker
      */
     private function head(int $status, array $headers): string
     {
-        $normalized = [];
-        foreach ($headers as $name => $values) {
-            $normalized[(string) $name] = array_values(array_map('strval', is_array($values) ? $values : [$values]));
-        }
         $last = $this->lastHead;
-        if ($last !== null && $last[0] === $status && $last[1] === $this->codec && $last[2] === $normalized) {
+        // The same headers as last time, given as plain strings (so nothing can stringify
+        // differently): the encoded head is reused without normalizing them again.
+        if ($last !== null && $last[4] && $last[0] === $status && $last[1] === $this->codec && $last[5] === $headers) {
             return $last[3];
         }
-        $head = $this->codec === Frame::CODEC_JSON
-            ? json_encode(['status' => $status, 'headers' => $normalized ?: new \stdClass()], JSON_THROW_ON_ERROR)
-            : Proto::encodeResponse($status, $normalized);
-        $this->lastHead = [$status, $this->codec, $normalized, $head];
+        $normalized = [];
+        $plain = true;
+        foreach ($headers as $name => $values) {
+            $list = array_values(array_map('strval', is_array($values) ? $values : [$values]));
+            $plain = $plain && $list === (is_array($values) ? $values : [$values]);
+            $normalized[(string) $name] = $list;
+        }
+        if ($last !== null && $last[0] === $status && $last[1] === $this->codec && $last[2] === $normalized) {
+            $head = $last[3];
+        } else {
+            $head = $this->codec === Frame::CODEC_JSON
+                ? json_encode(['status' => $status, 'headers' => $normalized ?: new \stdClass()], JSON_THROW_ON_ERROR)
+                : Proto::encodeResponse($status, $normalized);
+        }
+        $this->lastHead = [$status, $this->codec, $normalized, $head, $plain, $headers];
 
         return $head;
     }
