@@ -40,7 +40,7 @@
 //! published with the AMQP priority `x-max-priority - priority` (clamped),
 //! so the broker hands out lower rr priorities first, as rr's own queue does.
 //!
-//! A lost connection is re-dialled with exponential backoff (100 ms up to
+//! A lost connection is re-dialled with exponential backoff ([`Backoff`]: 100 ms up to
 //! 5 s), forever; the exchange and queue are declared again and consuming
 //! resumes if the pipeline was running. Deliveries of the lost connection
 //! cannot be settled any more: the broker hands them out again.
@@ -65,6 +65,7 @@ use rr_plugin::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::watch;
 
+use crate::backoff::Backoff;
 use crate::driver::{Background, Driver, DriverError, PipelineSpec, Switch};
 use crate::job::{Acknowledger, Delivery, Job};
 use crate::proto::{Headers, Stat};
@@ -92,9 +93,6 @@ pub const RR_PRIORITY: &str = "rr_priority";
 /// Header: ack on receipt.
 pub const RR_AUTO_ACK: &str = "rr_auto_ack";
 
-/// The first and the longest wait between two dial attempts.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long a push waits for a connection while the broker is away.
 const PUSH_WAIT: Duration = Duration::from_secs(30);
 /// A bound on connecting and declaring.
@@ -704,7 +702,7 @@ impl Inner {
 
     /// Keeps a session up and consumes while the pipeline runs.
     async fn supervise(self: Arc<Self>) {
-        let mut backoff = BACKOFF_MIN;
+        let mut backoff = Backoff::new();
         let mut generation = 0;
         let mut down_since: Option<Instant> = None;
         let mut reported_down = false;
@@ -722,17 +720,17 @@ impl Inner {
                 Ok(session) => Arc::new(session),
                 Err(err) => {
                     let since = *down_since.get_or_insert_with(Instant::now);
+                    let wait = backoff.next_wait();
                     if !reported_down && since.elapsed() >= self.settings.redial_timeout {
                         reported_down = true;
                         tracing::error!(target: "jobs", pipeline = %self.name, error = %err, timeout = ?self.settings.redial_timeout, "amqp broker unreachable for redial_timeout; still retrying");
                     } else {
-                        tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, retry_in = ?backoff, "amqp: cannot connect; retrying");
+                        tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, retry_in = ?wait, "amqp: cannot connect; retrying");
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(wait) => {}
                         () = self.switch.changed() => {}
                     }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
             };
@@ -741,7 +739,7 @@ impl Inner {
             } else {
                 tracing::debug!(target: "jobs", pipeline = %self.name, "amqp connected");
             }
-            backoff = BACKOFF_MIN;
+            backoff.reset();
             reported_down = false;
             self.session.send_replace(Some(Arc::clone(&session)));
             let lost = Arc::clone(&self).serve(&session).await;

@@ -39,6 +39,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
+use crate::backoff::Backoff;
 use crate::driver::{Background, Driver, DriverError, PipelineSpec, Switch};
 use crate::job::{Acknowledger, Delivery, Job};
 use crate::proto::{Headers, Stat};
@@ -331,12 +332,14 @@ impl Inner {
 
     async fn listen(self: Arc<Self>, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut failed = false;
+        let mut backoff = Backoff::new();
         'dial: loop {
             if self.switch.is_stopped() {
                 return;
             }
             let mut conn = match self.dial_consumer().await {
                 Ok(conn) => {
+                    backoff.reset();
                     if std::mem::take(&mut failed) {
                         tracing::info!(target: "jobs", pipeline = %self.name, "beanstalk consumer connected again");
                     }
@@ -344,9 +347,10 @@ impl Inner {
                 }
                 Err(err) => {
                     failed = true;
-                    tracing::error!(target: "jobs", pipeline = %self.name, error = %err, "beanstalk consumer cannot connect; retrying in 1s");
+                    let wait = backoff.next_wait();
+                    tracing::error!(target: "jobs", pipeline = %self.name, error = %err, retry_in = ?wait, "beanstalk consumer cannot connect; retrying");
                     tokio::select! {
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = tokio::time::sleep(wait) => {}
                         () = self.switch.changed() => {}
                     }
                     continue;

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod amqp;
+pub mod backoff;
 pub mod beanstalk;
 pub mod boltdb;
 pub mod config;

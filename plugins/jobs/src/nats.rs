@@ -61,6 +61,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::driver::{Background, Driver, DriverError, PipelineSpec, Switch};
 use crate::job::{Acknowledger, Delivery, Job};
 use crate::proto::{Headers, Stat};
@@ -74,8 +75,6 @@ pub const DEFAULT_ADDR: &str = "nats://127.0.0.1:4222";
 pub const DEDUCED: &str = "deduced_by_rr";
 /// Bound on one broker request (publish, ack, stream and consumer calls).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause between attempts when the broker cannot be used.
-const RETRY: Duration = Duration::from_secs(1);
 
 fn broker(message: impl std::fmt::Display) -> DriverError {
     DriverError::Broker(format!("nats: {message}"))
@@ -209,7 +208,7 @@ impl Inner {
                         if attempts <= 1 {
                             Duration::ZERO
                         } else {
-                            RETRY
+                            Backoff::for_attempt(attempts - 1)
                         }
                     })
                     .event_callback(move |event| {
@@ -334,15 +333,16 @@ impl Inner {
         .await
     }
 
-    /// Waits for `RETRY` or a pause/resume/stop.
-    async fn backoff(&self) {
+    /// Waits for `wait` or a pause/resume/stop.
+    async fn pause(&self, wait: Duration) {
         tokio::select! {
-            () = tokio::time::sleep(RETRY) => {}
+            () = tokio::time::sleep(wait) => {}
             () = self.switch.changed() => {}
         }
     }
 
     async fn listen(self: Arc<Self>) {
+        let mut backoff = Backoff::new();
         loop {
             if self.switch.is_stopped() {
                 return;
@@ -354,12 +354,14 @@ impl Inner {
             let mut messages = match self.subscribe().await {
                 Ok(messages) => messages,
                 Err(err) => {
-                    tracing::error!(target: "jobs", pipeline = %self.name, error = %err, "nats consumer cannot start; retrying in 1s");
+                    let wait = backoff.next_wait();
+                    tracing::error!(target: "jobs", pipeline = %self.name, error = %err, retry_in = ?wait, "nats consumer cannot start; retrying");
                     self.forget_stream().await;
-                    self.backoff().await;
+                    self.pause(wait).await;
                     continue;
                 }
             };
+            backoff.reset();
             tracing::debug!(target: "jobs", pipeline = %self.name, "nats consumer started");
             loop {
                 tokio::select! {
@@ -383,9 +385,10 @@ impl Inner {
                                     tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, "nats consumer error");
                                 }
                                 Kind::ConsumerDeleted | Kind::NoResponders | Kind::PushBasedConsumer => {
-                                    tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, "nats consumer lost; recreating it in 1s");
+                                    let wait = backoff.next_wait();
+                                    tracing::warn!(target: "jobs", pipeline = %self.name, error = %err, retry_in = ?wait, "nats consumer lost; recreating it");
                                     self.forget_stream().await;
-                                    self.backoff().await;
+                                    self.pause(wait).await;
                                     break;
                                 }
                             }
