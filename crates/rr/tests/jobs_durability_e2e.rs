@@ -1,9 +1,11 @@
-//! End-to-end durability of the jobs plugin on a real beanstalkd: 10,000
-//! jobs pushed while PHP workers are SIGKILLed at random and rr itself is
-//! sent SIGTERM once and started again on the same tube. Afterwards every
-//! job was processed successfully or is still in the tube: nothing is
-//! lost. Delivery is at-least-once, so duplicates are counted and printed,
-//! not failed on.
+//! End-to-end durability of the jobs plugin on real brokers (beanstalkd,
+//! RabbitMQ, NATS JetStream): 10,000 jobs pushed while PHP workers are
+//! SIGKILLed at random and rr itself is sent SIGTERM once and started
+//! again on the same queue. Afterwards every job was processed
+//! successfully or is still in the broker: nothing is lost. While the
+//! second rr drains the backlog, the broker itself is killed and started
+//! again on its store: rr reconnects (with backoff) and goes on. Delivery
+//! is at-least-once, so duplicates are counted and printed, not failed on.
 
 use crate::support;
 
@@ -18,7 +20,7 @@ use nix::unistd::Pid;
 use rr_jobs::proto::{Job, Options, PushBatchRequest};
 use rr_rpc::RpcClient;
 use support::jobs::{yaml, CODEC_PROTO};
-use support::service::Service;
+use support::service::{RabbitMq, Service};
 use support::{free_tcp_port, ok, Line, RrProcess, START};
 
 const JOBS: usize = 10_000;
@@ -37,6 +39,8 @@ const KILLS_SECOND: usize = 4;
 const KILL_EVERY: usize = 400;
 /// The first rr gets SIGTERM once it has processed this many jobs.
 const TERM_AFTER: usize = 4_000;
+/// The second rr has processed this many jobs when the broker restarts.
+const RESTART_AFTER: usize = 1_000;
 /// Bound for each rr's share of the run on a loaded 2-core machine.
 const RUN: Duration = Duration::from_secs(40);
 
@@ -95,19 +99,17 @@ fn job_id(i: usize) -> String {
     format!("d{i}")
 }
 
-/// Pushes every job through `jobs.PushBatch`.
-fn push_all(port: u16) {
+/// Pushes every job through `jobs.PushBatch`, each `work_ms` of work.
+fn push_all(port: u16, work_ms: &'static [u8]) {
     let mut client =
         RpcClient::connect(&format!("tcp://127.0.0.1:{port}"), Duration::from_secs(30))
             .expect("connect to rr's RPC");
     for start in (0..JOBS).step_by(BATCH) {
         let jobs = (start..(start + BATCH).min(JOBS))
             .map(|i| Job {
-                // 1 ms of work each: consuming is slower than pushing,
-                // so the SIGTERM lands with thousands of jobs still queued.
                 job: "slow".into(),
                 id: job_id(i),
-                payload: b"1".to_vec(),
+                payload: work_ms.to_vec(),
                 headers: Default::default(),
                 options: Some(Options {
                     pipeline: "durable".into(),
@@ -240,6 +242,114 @@ fn drain_tube(port: u16, tube: &str) -> Vec<String> {
     ids
 }
 
+/// A broker the scenario runs on, with its store, so that it can be
+/// killed and started again without losing what it held.
+enum Broker {
+    Beanstalk {
+        broker: Option<Service>,
+        port: u16,
+        binlog: tempfile::TempDir,
+    },
+    Nats {
+        broker: Option<Service>,
+        port: u16,
+        store: tempfile::TempDir,
+    },
+    Amqp {
+        rabbit: RabbitMq,
+        _files: tempfile::TempDir,
+    },
+}
+
+impl Broker {
+    /// The `durable` pipeline and the driver's global section.
+    fn config(&self) -> (String, String) {
+        match self {
+            Broker::Beanstalk { port, .. } => (
+                format!("    durable:\n      driver: beanstalk\n      config:\n        tube: {TUBE}\n        reserve_timeout: 1s\n        prefetch: 20\n"),
+                format!("beanstalk:\n  addr: tcp://127.0.0.1:{port}\n  timeout: 10s\n"),
+            ),
+            // ack_wait bounds how long the jobs prefetched by the first rr
+            // wait before the broker hands them to the second.
+            Broker::Nats { port, .. } => (
+                "    durable:\n      driver: nats\n      config:\n        subject: rr.durable\n        stream: rr-durable\n        prefetch: 20\n        ack_wait: 5s\n".to_owned(),
+                format!("nats:\n  addr: nats://127.0.0.1:{port}\n"),
+            ),
+            // A durable queue and exchange: they (and the persistent,
+            // confirmed messages in them) outlive a broker restart.
+            Broker::Amqp { rabbit, .. } => (
+                "    durable:\n      driver: amqp\n      config:\n        queue: rr-durable\n        routing_key: rr-durable\n        prefetch: 20\n        durable: true\n        exchange_durable: true\n".to_owned(),
+                format!("amqp:\n  addr: {}\n", rabbit.url()),
+            ),
+        }
+    }
+
+    /// What is left in the broker after the run, as text for the report,
+    /// and the ids of the jobs still queued. Only beanstalkd is asked; on
+    /// the others the second rr must run every job (the test fails if it
+    /// does not), so nothing may be left.
+    fn leftover(&self) -> (String, HashSet<String>) {
+        match self {
+            Broker::Beanstalk {
+                broker: Some(broker),
+                ..
+            } => {
+                let counts = tube_counts(broker, TUBE);
+                (counts, drain_tube(broker.port, TUBE).into_iter().collect())
+            }
+            Broker::Beanstalk { broker: None, .. } => ("not running".to_owned(), HashSet::new()),
+            Broker::Nats { .. } | Broker::Amqp { .. } => ("not counted".to_owned(), HashSet::new()),
+        }
+    }
+}
+
+impl Broker {
+    /// Milliseconds of work per job: enough that consuming is slower than
+    /// pushing, so the SIGTERM lands with thousands of jobs still queued
+    /// (RabbitMQ and NATS take pushes faster than beanstalkd does).
+    fn work_ms(&self) -> &'static [u8] {
+        match self {
+            Broker::Beanstalk { .. } => b"1",
+            Broker::Nats { .. } | Broker::Amqp { .. } => b"4",
+        }
+    }
+
+    /// Kills the broker as a crash would and starts it again on the same
+    /// port and store.
+    fn restart(&mut self) {
+        match self {
+            Broker::Beanstalk {
+                broker,
+                port,
+                binlog,
+            } => {
+                drop(broker.take());
+                *broker = Some(support::service::beanstalkd_persistent(
+                    *port,
+                    binlog.path(),
+                ));
+            }
+            Broker::Nats {
+                broker,
+                port,
+                store,
+            } => {
+                drop(broker.take());
+                *broker = Some(support::service::nats(*port, store.path()));
+            }
+            Broker::Amqp { rabbit, .. } => rabbit.restart(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Broker::Beanstalk { .. } => "beanstalkd",
+            Broker::Nats { .. } => "NATS JetStream",
+            Broker::Amqp { .. } => "RabbitMQ",
+        }
+    }
+}
+
 /// `current-jobs-*` counts of `tube` from beanstalkd's `stats-tube`.
 fn tube_counts(broker: &Service, tube: &str) -> String {
     let stats = broker.exchange(
@@ -253,21 +363,13 @@ fn tube_counts(broker: &Service, tube: &str) -> String {
         .join(", ")
 }
 
-fn start_rr(dir: &Path, broker: &Service) -> (RrProcess, u16) {
+fn start_rr(dir: &Path, broker: &Broker) -> (RrProcess, u16) {
     let state = dir.join("state");
     std::fs::create_dir_all(&state).expect("state dir");
     let port = free_tcp_port();
-    let mut config = yaml(
-        port,
-        &state,
-        WORKERS,
-        "durable",
-        &format!("    durable:\n      driver: beanstalk\n      config:\n        tube: {TUBE}\n        reserve_timeout: 1s\n        prefetch: 20\n"),
-    );
-    config.push_str(&format!(
-        "beanstalk:\n  addr: tcp://127.0.0.1:{}\n  timeout: 10s\n",
-        broker.port
-    ));
+    let (pipeline, global) = broker.config();
+    let mut config = yaml(port, &state, WORKERS, "durable", &pipeline);
+    config.push_str(&global);
     let mut rr = RrProcess::start(dir, &config);
     ok(rr.wait_for(|l| l.is("jobs", "jobs started"), START));
     (rr, port)
@@ -280,8 +382,47 @@ fn start_rr(dir: &Path, broker: &Service) -> (RrProcess, u16) {
 fn no_job_is_lost_across_worker_kills_and_an_rr_restart() {
     require_php!();
     require_service!("beanstalkd");
+    let binlog = support::temp_dir();
+    let port = free_tcp_port();
+    let broker = support::service::beanstalkd_persistent(port, binlog.path());
+    nothing_is_lost(Broker::Beanstalk {
+        broker: Some(broker),
+        port,
+        binlog,
+    });
+}
+
+/// The same on RabbitMQ: a durable queue, unacked deliveries of the
+/// stopped rr handed out again when its connection closes.
+#[test]
+fn no_job_is_lost_on_rabbitmq() {
+    require_php!();
+    require_service!("rabbitmq-server");
+    let dir = support::temp_dir();
+    let rabbit = RabbitMq::start(dir.path());
+    nothing_is_lost(Broker::Amqp {
+        rabbit,
+        _files: dir,
+    });
+}
+
+/// The same on NATS JetStream.
+#[test]
+fn no_job_is_lost_on_nats_jetstream() {
+    require_php!();
+    require_service!("nats-server");
+    let store = support::temp_dir();
+    let port = free_tcp_port();
+    let broker = support::service::nats(port, store.path());
+    nothing_is_lost(Broker::Nats {
+        broker: Some(broker),
+        port,
+        store,
+    });
+}
+
+fn nothing_is_lost(mut broker: Broker) {
     let began = Instant::now();
-    let broker = support::service::beanstalkd();
     let dir = support::temp_dir();
     let seed = support::now_ms().unsigned_abs() | 1;
     let mut random = Random(seed);
@@ -293,8 +434,9 @@ fn no_job_is_lost_across_worker_kills_and_an_rr_restart() {
     let pushed = std::sync::Arc::new(std::sync::Mutex::new(None));
     let producer = {
         let pushed = std::sync::Arc::clone(&pushed);
+        let work_ms = broker.work_ms();
         std::thread::spawn(move || {
-            push_all(port);
+            push_all(port, work_ms);
             *pushed.lock().expect("pushed") = Some(began.elapsed());
         })
     };
@@ -335,19 +477,26 @@ fn no_job_is_lost_across_worker_kills_and_an_rr_restart() {
 
     let (mut second, _) = start_rr(dir.path(), &broker);
     let all_ran = |tally: &Tally, _: usize| tally.ok.len() >= JOBS;
+    // Part of the backlog, then the broker dies and comes back: rr must
+    // reconnect and drain the rest.
     let finished = consume(
         &mut second,
         0,
         &mut tally,
         &mut random,
         KILLS_SECOND,
-        all_ran,
-    );
+        |tally, successes| successes >= RESTART_AFTER || all_ran(tally, successes),
+    )
+    .and_then(|(at, killed)| {
+        let restarted_at = began.elapsed();
+        broker.restart();
+        println!("{}: broker restarted at {restarted_at:?}", broker.name());
+        consume(&mut second, at, &mut tally, &mut random, 0, all_ran).map(|(at, _)| (at, killed))
+    });
     let (at, killed_second) = match &finished {
         Ok((at, killed)) => (*at, *killed),
         Err(_) => (second.lines().len(), 0),
     };
-    let left_counts = tube_counts(&broker, TUBE);
     second.signal(Signal::SIGTERM);
     ok(second.wait_exit(Duration::from_secs(30)));
     // Copies still reserved when the last id ran (redeliveries) run while
@@ -358,8 +507,8 @@ fn no_job_is_lost_across_worker_kills_and_an_rr_restart() {
     }
     drop(second);
 
-    // What never ran must still be in the tube.
-    let still_queued: HashSet<String> = drain_tube(broker.port, TUBE).into_iter().collect();
+    // What never ran must still be in the broker.
+    let (left_counts, still_queued) = broker.leftover();
     let lost: Vec<String> = (0..JOBS)
         .map(job_id)
         .filter(|id| !tally.ok.contains_key(id) && !still_queued.contains(id))
@@ -372,14 +521,17 @@ fn no_job_is_lost_across_worker_kills_and_an_rr_restart() {
         .count()
         - twice_in_first;
     println!(
-        "jobs durability (seed {seed}): {JOBS} pushed in {pushed_in:?}; {after_first} ran before the SIGTERM at {stopped_at:?}; \
+        "jobs durability on {} (seed {seed}): {JOBS} pushed in {pushed_in:?}; {after_first} ran before the SIGTERM at {stopped_at:?}; \
          {} ran in all, {} still queued, {} lost; workers killed {killed_first}+{killed_second}, \
-         {} jobs requeued after a kill; duplicates: {twice} jobs ran more than once ({extra} extra runs; {twice_in_first} within the first rr, {again_in_second} again after the restart); \
-         tube after the run: {left_counts}; took {:?}",
+         {} jobs requeued after a kill; duplicates: {twice} jobs ran more than once ({extra} extra runs; {twice_in_first} within the first rr, {again_in_second} again after the rr restart, \
+         {} in the second rr, mostly redelivered by the restarted broker); \
+         left in the broker: {left_counts}; took {:?}",
+        broker.name(),
         tally.ok.len(),
         still_queued.len(),
         lost.len(),
         tally.requeued_after_kill,
+        twice.saturating_sub(twice_in_first + again_in_second),
         began.elapsed(),
     );
     assert!(

@@ -176,6 +176,16 @@ pub fn beanstalkd() -> Service {
 
 /// beanstalkd on `port` (a restart where a killed one listened).
 pub fn beanstalkd_on(port: u16) -> Service {
+    beanstalkd_with(port, None)
+}
+
+/// beanstalkd on `port` keeping its jobs in a binlog in `dir`: a restart
+/// with the same `dir` brings them back.
+pub fn beanstalkd_persistent(port: u16, dir: &Path) -> Service {
+    beanstalkd_with(port, Some(dir))
+}
+
+fn beanstalkd_with(port: u16, binlog: Option<&Path>) -> Service {
     Service::start_on(
         "beanstalkd",
         port,
@@ -193,6 +203,9 @@ pub fn beanstalkd_on(port: u16) -> Service {
                 &port.to_string(),
                 "-V",
             ]);
+            if let Some(dir) = binlog {
+                command.arg("-b").arg(dir);
+            }
             command
         },
         "bind ",
