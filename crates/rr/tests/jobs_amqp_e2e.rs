@@ -11,8 +11,9 @@ use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use support::jobs::{
-    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_in_pipeline, job_named,
-    job_payload, jobs_log, payloads_in_order, php_client, rust_push, stat_of, yaml,
+    delivered_again_after_a_second, invalid_reply_auto_ack_and_delayed_push, job_event,
+    job_in_pipeline, job_named, job_payload, jobs_log, payloads_in_order, php_client, rust_push,
+    stat_of, yaml,
 };
 use support::service::RabbitMq;
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
@@ -137,8 +138,7 @@ fn amqp_pipelines_on_a_real_rabbitmq() {
     // with a logged error.
     sent(&mut rr, rust_push(port, "main", "an", "nack", "x", &[]));
     ok(rr.wait_for(jobs_log("job was nacked", "an"), EVENTUALLY));
-    sent(&mut rr, rust_push(port, "main", "ai", "invalid", "x", &[]));
-    invalid_reply_nacked(&mut rr, "ai");
+    invalid_reply_auto_ack_and_delayed_push(&mut rr, port, "main", "a");
 
     // Dead-lettering: a nacked job of `dl` reaches `dead` with its id.
     sent(

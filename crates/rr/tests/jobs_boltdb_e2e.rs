@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use support::jobs::{
-    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_in_pipeline, job_payload,
-    job_with_id, jobs_log, php_client, rust_push, stat_of, yaml,
+    delivered_again_after_a_second, invalid_reply_auto_ack_and_delayed_push, job_event,
+    job_in_pipeline, job_payload, job_with_id, jobs_log, php_client, rust_push, stat_of, yaml,
 };
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
 
@@ -78,8 +78,7 @@ fn boltdb_pipelines_deliver_settle_and_count_from_the_file() {
     assert_eq!(again.get("headers"), r#"{"attempt":["2"],"keep":["me"]}"#);
     ok(rr.wait_for(jobs_log("job was processed successfully", "q1"), EVENTUALLY));
 
-    rust_push(port, "main", "i1", "invalid", "x", &[]).expect("push");
-    invalid_reply_nacked(&mut rr, "i1");
+    invalid_reply_auto_ack_and_delayed_push(&mut rr, port, "main", "b");
 
     // A worker dies on a job: the core requeues it through the driver
     // (out of `processing`, back into the file) and the next worker acks it.

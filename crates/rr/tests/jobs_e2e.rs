@@ -10,8 +10,9 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use support::jobs::{
-    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_in_pipeline, job_named,
-    job_payload, job_with_id, jobs, jobs_log, payloads_in_order, php_client, rust_push, yaml,
+    delivered_again_after_a_second, invalid_reply_auto_ack_and_delayed_push, invalid_reply_nacked,
+    job_event, job_in_pipeline, job_named, job_payload, job_with_id, jobs, jobs_log,
+    payloads_in_order, php_client, rust_push, yaml,
 };
 use support::{free_tcp_port, ok, run_rr, RrProcess, EVENTUALLY, START};
 
@@ -367,6 +368,7 @@ fn beanstalk_pipelines_on_a_real_beanstalkd() {
     ok(rr.wait_for_lines_from(0, job_with_id("bd"), 2, EVENTUALLY));
     rust_push(port, "tube", "bn", "nack", "x", &[]).expect("push");
     ok(rr.wait_for(jobs_log("job was nacked", "bn"), EVENTUALLY));
+    invalid_reply_auto_ack_and_delayed_push(&mut rr, port, "tube", "bt");
 
     // A message another producer put: consume_all takes it.
     let put = broker.exchange("use rr-test\r\nput 0 0 10 5\r\nhello\r\n", "INSERTED");

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::jobs::{
-    delivered_again_after_a_second, invalid_reply_nacked, job_event, job_named, job_payload,
-    jobs_log, payloads_in_order, php_client, rust_push, stat_of, yaml,
+    delivered_again_after_a_second, invalid_reply_auto_ack_and_delayed_push, job_event, job_named,
+    job_payload, jobs_log, payloads_in_order, php_client, rust_push, stat_of, yaml,
 };
 use support::service::{nats, Service};
 use support::{free_tcp_port, ok, RrProcess, EVENTUALLY, START};
@@ -122,9 +122,9 @@ fn nats_pipelines_on_a_real_nats_server() {
     assert_eq!(second.get("headers"), r#"{"attempt":["2"],"keep":["me"]}"#);
     ok(rr.wait_for(jobs_log("job was processed successfully", "q1"), EVENTUALLY));
 
-    // A reply that is not JSON: nacked with a logged error.
-    rust_push(port, "main", "i1", "invalid", "x", &[]).expect("push");
-    invalid_reply_nacked(&mut rr, "i1");
+    // A reply that is not JSON, auto_ack, and a delayed push from PHP (1 s,
+    // it waits in the broker).
+    invalid_reply_auto_ack_and_delayed_push(&mut rr, port, "main", "n");
 
     // A message another producer published: consume_all takes it.
     let published = broker.exchange("CONNECT {}\r\nPUB rr.main 5\r\nhello\r\nPING\r\n", "PONG");
@@ -137,16 +137,6 @@ fn nats_pipelines_on_a_real_nats_server() {
         foreign.get("id").starts_with("nats-rr-main-"),
         "{}",
         foreign.get("id")
-    );
-
-    // A delayed push from PHP (1 s) waits in the broker.
-    let before = rr.mark();
-    let pushed = std::time::Instant::now();
-    php_client(port, &["push", "main", "ack", "later", "0", "1"]).expect("delayed push");
-    let later = ok(rr.wait_for_line_after(before, job_payload("later"), EVENTUALLY));
-    rr.check(
-        later.at.duration_since(pushed) >= Duration::from_millis(900),
-        "the delayed job ran after its delay",
     );
 
     // Paused: jobs stay in the stream. On resume the slow job takes the one

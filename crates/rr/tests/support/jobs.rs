@@ -189,3 +189,56 @@ pub fn delivered_again_after_a_second(rr: &mut RrProcess, id: &str) -> Vec<Line>
     );
     lines
 }
+
+/// Three checks every driver must pass on `pipeline` (ids start with
+/// `prefix`): a reply that is not JSON nacks the job with an ERROR naming
+/// it; an auto-acked job is settled on receipt, so its worker's nack
+/// changes nothing; a job pushed from PHP with a 1 s delay runs no sooner.
+pub fn invalid_reply_auto_ack_and_delayed_push(
+    rr: &mut RrProcess,
+    port: u16,
+    pipeline: &str,
+    prefix: &str,
+) {
+    let invalid = format!("{prefix}-invalid");
+    rust_push(port, pipeline, &invalid, "invalid", "x", &[]).expect("push");
+    invalid_reply_nacked(rr, &invalid);
+
+    let auto = format!("{prefix}-auto-ack");
+    rust_push_job(
+        port,
+        Job {
+            job: "nack".into(),
+            id: auto.clone(),
+            payload: b"x".to_vec(),
+            options: Some(Options {
+                pipeline: pipeline.into(),
+                auto_ack: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .expect("push");
+    super::ok(rr.wait_for(
+        jobs_log("job was processed successfully", &auto),
+        super::EVENTUALLY,
+    ));
+    rr.check(
+        rr.count(jobs_log("job was nacked", &auto)) == 0,
+        "an auto-acked job's nack is ignored",
+    );
+
+    let delayed = format!("{prefix}-delayed");
+    let before = rr.mark();
+    let pushed = std::time::Instant::now();
+    php_client(port, &["push", pipeline, "ack", &delayed, "0", "1"]).expect("delayed push");
+    let ran = super::ok(rr.wait_for_line_after(before, job_payload(&delayed), super::EVENTUALLY));
+    rr.check(
+        ran.at.duration_since(pushed) >= Duration::from_millis(900),
+        format!(
+            "the delayed job ran after {:?}",
+            ran.at.duration_since(pushed)
+        ),
+    );
+}
