@@ -638,3 +638,30 @@ fn beanstalk_priority_and_a_broker_restart() {
     ));
     rr.stop_cleanly();
 }
+
+/// The example app's `.rr.jobs.yaml` as a user runs it, in place (RPC
+/// moved to a free port): a job pushed from PHP reaches the example's jobs
+/// dispatcher, and `rr jobs list` shows its pipeline.
+#[test]
+fn the_example_app_consumes_jobs() {
+    require_php!();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/ticker");
+    let port = free_tcp_port();
+    let listen = format!("rpc.listen=tcp://127.0.0.1:{port}");
+    let args = ["-c", ".rr.jobs.yaml", "-o", listen.as_str()];
+    let mut rr = RrProcess::spawn(&example, &[&["serve"], &args[..]].concat());
+    ok(rr.wait_for(|l| l.is("jobs", "jobs started"), START));
+    php_client(port, &["push", "demo", "greet", "hello-from-the-test"]).expect("push");
+    ok(rr.wait_for(
+        |l| l.text.contains("from pipeline demo: hello-from-the-test"),
+        EVENTUALLY,
+    ));
+    let list = run_rr(&example, &[&["jobs", "list"], &args[..]].concat(), START);
+    let table = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("demo") && l.contains("memory")),
+        "rr jobs list: {table}"
+    );
+}
