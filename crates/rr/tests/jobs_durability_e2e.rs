@@ -262,6 +262,40 @@ enum Broker {
 }
 
 impl Broker {
+    /// beanstalkd with a binlog in a temp dir.
+    fn beanstalkd() -> Broker {
+        let binlog = support::temp_dir();
+        let port = free_tcp_port();
+        let broker = support::service::beanstalkd_persistent(port, binlog.path());
+        Broker::Beanstalk {
+            broker: Some(broker),
+            port,
+            binlog,
+        }
+    }
+
+    /// A RabbitMQ node of the test's own.
+    fn rabbitmq() -> Broker {
+        let files = support::temp_dir();
+        let rabbit = RabbitMq::start(files.path());
+        Broker::Amqp {
+            rabbit,
+            _files: files,
+        }
+    }
+
+    /// nats-server with JetStream, its store in a temp dir.
+    fn nats() -> Broker {
+        let store = support::temp_dir();
+        let port = free_tcp_port();
+        let broker = support::service::nats(port, store.path());
+        Broker::Nats {
+            broker: Some(broker),
+            port,
+            store,
+        }
+    }
+
     /// The `durable` pipeline and the driver's global section.
     fn config(&self) -> (String, String) {
         match self {
@@ -382,14 +416,7 @@ fn start_rr(dir: &Path, broker: &Broker) -> (RrProcess, u16) {
 fn no_job_is_lost_across_worker_kills_and_an_rr_restart() {
     require_php!();
     require_service!("beanstalkd");
-    let binlog = support::temp_dir();
-    let port = free_tcp_port();
-    let broker = support::service::beanstalkd_persistent(port, binlog.path());
-    nothing_is_lost(Broker::Beanstalk {
-        broker: Some(broker),
-        port,
-        binlog,
-    });
+    nothing_is_lost(Broker::beanstalkd());
 }
 
 /// The same on RabbitMQ: a durable queue, unacked deliveries of the
@@ -398,12 +425,7 @@ fn no_job_is_lost_across_worker_kills_and_an_rr_restart() {
 fn no_job_is_lost_on_rabbitmq() {
     require_php!();
     require_service!("rabbitmq-server");
-    let dir = support::temp_dir();
-    let rabbit = RabbitMq::start(dir.path());
-    nothing_is_lost(Broker::Amqp {
-        rabbit,
-        _files: dir,
-    });
+    nothing_is_lost(Broker::rabbitmq());
 }
 
 /// The same on NATS JetStream.
@@ -411,14 +433,7 @@ fn no_job_is_lost_on_rabbitmq() {
 fn no_job_is_lost_on_nats_jetstream() {
     require_php!();
     require_service!("nats-server");
-    let store = support::temp_dir();
-    let port = free_tcp_port();
-    let broker = support::service::nats(port, store.path());
-    nothing_is_lost(Broker::Nats {
-        broker: Some(broker),
-        port,
-        store,
-    });
+    nothing_is_lost(Broker::nats());
 }
 
 fn nothing_is_lost(mut broker: Broker) {
