@@ -27,10 +27,20 @@ fn rpc_started(line: &Line) -> bool {
 /// section on a free port; returns once the listener, both workers and
 /// every plugin are up.
 fn start_with_rpc(dir: &std::path::Path, extra_args: &[&str]) -> (RrProcess, u16) {
+    start_with_rpc_and_env(dir, extra_args, &[])
+}
+
+/// [`start_with_rpc`] with `server.env` pairs for `ticker.php`.
+fn start_with_rpc_and_env(
+    dir: &std::path::Path,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> (RrProcess, u16) {
     let port = free_tcp_port();
     let rpc = rpc_section(port);
     let yaml = Yaml {
         top_extra: &rpc,
+        env,
         ..Yaml::default()
     };
     std::fs::write(dir.join(".rr.yaml"), yaml.render()).expect("write .rr.yaml");
@@ -85,7 +95,9 @@ fn text(bytes: &[u8]) -> String {
 fn reset_replaces_every_ticker_worker_without_failed_or_missing_ticks() {
     require_php!();
     let dir = support::temp_dir();
-    let (mut rr, _) = start_with_rpc(dir.path(), &[]);
+    // Ticks take 150 ms and come every 100 ms, so at least one worker is
+    // always busy: the reset meets a tick in flight and must let it finish.
+    let (mut rr, _) = start_with_rpc_and_env(dir.path(), &[], &[("TICK_SLEEP_MS", "150")]);
     let old = rr.ready_pids();
     ok(rr.wait_for(support::tick(3), START));
 

@@ -114,8 +114,10 @@ fn a_worker_ignoring_stop_is_killed_after_destroy_timeout() {
         }),
         "the worker that ignored the stop command is named and killed",
     );
+    // destroy_timeout (1 s) and some slack; a worker that is left alone
+    // would hold rr for at least 5 s more.
     rr.check(
-        took < Duration::from_secs(8),
+        took < Duration::from_secs(4),
         format!("bounded by destroy_timeout: took {took:?}"),
     );
     let ignoring: Vec<u32> = rr.events("IGNORING_STOP").iter().map(|e| e.pid()).collect();
