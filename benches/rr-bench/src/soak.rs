@@ -433,7 +433,9 @@ pub fn write(soak: &Soak, out: &Path, took: Duration) -> Result<()> {
          second: the median of the 10% after the first 10% (warm-up) against the median of the \
          last 10%.\n\n\
          - Date: {date}; the run took {took:.0} s ({load} s of load, then up to {drain} s for queued jobs)\n\
-         - Re-run: `./scripts/soak.sh [seconds]` (600 by default)\n\n\
+         - Re-run: `./scripts/soak.sh [seconds]` (600 by default)\n\
+         - The fault and security tests, and proof that each fails without its fix: \
+         [docs/fault-proof.md](docs/fault-proof.md) (`./scripts/fault-proof.sh`)\n\n\
          | what | count |\n|---|---:|\n\
          | HTTP requests served (200) | {http_ok} |\n\
          | HTTP errors, expected (5xx for a request on a killed worker) | {http_expected} |\n\
