@@ -21,6 +21,7 @@
 //! | health and readiness probes | [`Plugin::health`], [`Plugin::ready`] |
 //! | `rr reset`, `rr workers`, add/remove workers | [`Plugin::reset`], [`Plugin::workers`], [`Plugin::add_worker`], [`Plugin::remove_worker`] |
 //! | other plugins (management) | `ctx.require::<Arc<PluginDirectory>>()` |
+//! | jobs pipelines' state (status `/jobs`) | the jobs plugin provides `Arc<dyn JobsReporter>`; read it with `ctx.optional` |
 //! | a fatal error after start-up | [`ServeContext::fail`] stops the server |
 //!
 //! Built-in plugins (`plugins/*`) use exactly this API. A complete
@@ -30,6 +31,7 @@
 
 pub mod container;
 pub mod error;
+pub mod jobs_report;
 pub mod management;
 pub mod plugin;
 pub mod pool_hooks;
@@ -38,6 +40,7 @@ pub mod server;
 pub use async_trait::async_trait;
 pub use container::Container;
 pub use error::{ContainerError, PluginError};
+pub use jobs_report::{JobsReporter, PipelineState};
 pub use management::{is_loopback_address, warn_if_exposed};
 pub use management::{
     AtomicHistogram, Health, HistogramSample, Labels, MetricFamily, MetricKind, PluginDirectory,

@@ -77,6 +77,9 @@ pub(crate) fn reset(cli: &Cli, plugins: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// goridge's codec flag for protobuf payloads.
+const CODEC_PROTO: u8 = 0x80;
+
 /// `rr workers [-i] [plugin ...]`.
 pub(crate) fn workers(cli: &Cli, plugins: &[String], interactive: bool) -> Result<ExitCode> {
     let mut client = connect(cli)?;
@@ -128,7 +131,22 @@ fn render_workers(client: &mut RpcClient, plugins: &[String]) -> Result<String> 
         text.push_str(&table(&workers, now));
         text.push('\n');
     }
+    // RoadRunner's `rr workers` ends with the jobs pipelines.
+    if plugins.iter().any(|p| p == "jobs") {
+        let stats = jobs_stat(client)?;
+        if !stats.stats.is_empty() {
+            text.push_str("Jobs of [jobs]:\n");
+            text.push_str(&jobs_table(&stats));
+            text.push('\n');
+        }
+    }
     Ok(text)
+}
+
+/// `jobs.Stat` with the `jobs.v1` protobuf messages.
+fn jobs_stat(client: &mut RpcClient) -> Result<rr_jobs::proto::Stats> {
+    let reply = client.call_raw("jobs.Stat", CODEC_PROTO, &[])?;
+    rr_jobs::proto::Stats::decode(&reply).map_err(|e| anyhow!("jobs.Stat: {e}"))
 }
 
 /// `PID | Status | Execs | Memory | Created`, columns aligned.
@@ -312,8 +330,7 @@ pub(crate) enum JobsAction {
 /// `rr jobs [list|pause|resume ...]`: `jobs.Stat`, `jobs.Pause` and
 /// `jobs.Resume` with the `jobs.v1` protobuf messages.
 pub(crate) fn jobs(cli: &Cli, action: Option<&JobsAction>) -> Result<ExitCode> {
-    use rr_jobs::proto::{Pipelines, Stats};
-    const CODEC_PROTO: u8 = 0x80;
+    use rr_jobs::proto::Pipelines;
     let mut client = connect(cli)?;
     client.set_call_timeout(Some(CALL_TIMEOUT))?;
     let names = |pipelines: &[String]| Pipelines {
@@ -327,9 +344,7 @@ pub(crate) fn jobs(cli: &Cli, action: Option<&JobsAction>) -> Result<ExitCode> {
     };
     match action {
         None | Some(JobsAction::List) => {
-            let reply = client.call_raw("jobs.Stat", CODEC_PROTO, &[])?;
-            let stats = Stats::decode(&reply).map_err(|e| anyhow!("jobs.Stat: {e}"))?;
-            print!("{}", jobs_table(&stats));
+            print!("{}", jobs_table(&jobs_stat(&mut client)?));
         }
         Some(JobsAction::Pause { pipelines }) => {
             let names = names(pipelines);

@@ -14,7 +14,7 @@ use support::jobs::{
     job_event, job_in_pipeline, job_named, job_payload, job_with_id, jobs, jobs_log,
     payloads_in_order, php_client, rust_push, yaml,
 };
-use support::{free_tcp_port, ok, run_rr, RrProcess, EVENTUALLY, START};
+use support::{free_tcp_port, http_get, ok, run_rr, RrProcess, EVENTUALLY, START};
 
 const COMMAND: Duration = Duration::from_secs(30);
 
@@ -26,6 +26,72 @@ fn start(workers: u32, consume: &str, pipelines: &str) -> (RrProcess, u16, tempf
     let mut rr = RrProcess::start(dir.path(), &yaml(port, &state, workers, consume, pipelines));
     ok(rr.wait_for(|l| l.is("jobs", "jobs started"), START));
     (rr, port, dir)
+}
+
+/// `rr workers` ends with RoadRunner's jobs table, and the status
+/// plugin's `/jobs` lists every pipeline with its state and counts.
+#[test]
+fn rr_workers_and_status_jobs_show_the_pipelines() {
+    require_php!();
+    let dir = support::temp_dir();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    let port = free_tcp_port();
+    let status = free_tcp_port();
+    let pipelines = "    main:\n      driver: memory\n    lane:\n      driver: memory\n      config:\n        priority: 10\n";
+    let yaml = format!(
+        "{}status:\n  address: 127.0.0.1:{status}\n",
+        yaml(port, &state, 1, "main", pipelines)
+    );
+    let mut rr = RrProcess::start(dir.path(), &yaml);
+    ok(rr.wait_for(|l| l.is("jobs", "jobs started"), START));
+    // `lane` is not consumed, so its two jobs stay there.
+    php_client(port, &["batch", "lane", "ack:a:0", "ack:b:0"]).expect("batch");
+
+    let (code, body) = http_get(status, "/jobs").expect("GET /jobs");
+    assert_eq!(code, 200, "{body}");
+    let states: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let find = |name: &str| {
+        states
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["pipeline"] == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {body}"))
+    };
+    let lane = find("lane");
+    assert_eq!(
+        (&lane["active"], &lane["ready"], &lane["priority"]),
+        (&2.into(), &false.into(), &10.into()),
+        "{lane}"
+    );
+    assert_eq!(
+        (&lane["driver"], &lane["error_message"]),
+        (&"memory".into(), &"".into())
+    );
+    assert_eq!(find("main")["ready"], true, "{body}");
+
+    let workers = run_rr(dir.path(), &["workers", "-c", ".rr.yaml"], COMMAND);
+    let text = String::from_utf8_lossy(&workers.stdout);
+    assert!(
+        workers.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&workers.stderr)
+    );
+    let jobs_part = text
+        .split_once("Jobs of [jobs]:")
+        .map(|(workers_part, jobs_part)| {
+            assert!(workers_part.contains("Workers of [jobs]:"), "{text}");
+            jobs_part
+        })
+        .unwrap_or_else(|| panic!("no jobs table in {text}"));
+    let lane_row = jobs_part
+        .lines()
+        .find(|l| l.contains("| lane "))
+        .unwrap_or_else(|| panic!("no lane row in {text}"));
+    let cells: Vec<&str> = lane_row.split('|').map(str::trim).collect();
+    assert_eq!(cells[..3], ["paused", "lane", "memory"], "{lane_row}");
+    assert_eq!(cells[5], "2", "Active: {lane_row}");
+    rr.stop_cleanly();
 }
 
 /// Push from Rust and PHP, then every reply kind: ack, empty, nack,

@@ -37,8 +37,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rr_plugin::{
-    async_trait, pool_hooks, Health, InitContext, MetricFamily, MetricKind, Plugin, PluginError,
-    RpcRegistry, ServeContext, ServiceKey, Status, WorkerServer,
+    async_trait, pool_hooks, Health, InitContext, JobsReporter, MetricFamily, MetricKind,
+    PipelineState, Plugin, PluginError, RpcRegistry, ServeContext, ServiceKey, Status,
+    WorkerServer,
 };
 use rr_pool::{Pool, WorkerInfo};
 use tokio::task::JoinHandle;
@@ -74,6 +75,16 @@ impl JobsPlugin {
     }
 }
 
+/// The pipelines' state for other plugins (the status plugin's `/jobs`).
+struct Reporter(Arc<Core>);
+
+#[async_trait]
+impl JobsReporter for Reporter {
+    async fn pipeline_states(&self) -> Vec<PipelineState> {
+        self.0.pipeline_states().await
+    }
+}
+
 #[async_trait]
 impl Plugin for JobsPlugin {
     fn name(&self) -> &'static str {
@@ -89,6 +100,10 @@ impl Plugin for JobsPlugin {
             ServiceKey::of::<Arc<dyn WorkerServer>>(),
             ServiceKey::of::<Arc<dyn RpcRegistry>>(),
         ]
+    }
+
+    fn provides(&self) -> Vec<ServiceKey> {
+        vec![ServiceKey::of::<Arc<dyn JobsReporter>>()]
     }
 
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<Status, PluginError> {
@@ -133,6 +148,7 @@ impl Plugin for JobsPlugin {
             registry.register("jobs", Arc::new(rpc::JobsService::new(Arc::clone(&core))));
         }
         self.server = Some(ctx.require::<Arc<dyn WorkerServer>>()?);
+        ctx.provide::<Arc<dyn JobsReporter>>(Arc::new(Reporter(Arc::clone(&core))));
         self.core = Some(core);
         self.config = config;
         Ok(Status::Enabled)

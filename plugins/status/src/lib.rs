@@ -24,9 +24,15 @@
 //! - A name that is not an enabled plugin, or a plugin without the hook, is
 //!   skipped (RoadRunner logs it and leaves it out of the array), so
 //!   `/health?plugin=nope` answers 200 with `[]`.
+//! - `GET /jobs` answers a JSON array with one entry per jobs pipeline:
+//!   `{"pipeline", "priority", "ready", "queue", "active", "delayed",
+//!   "reserved", "driver", "error_message"}`, RoadRunner's `JobsReport`. A
+//!   pipeline whose broker cannot tell is listed with its error. Without an
+//!   enabled `jobs` plugin it answers the unavailable code and `jobs plugin
+//!   not found`.
 //! - Once rr is stopping, `/health` answers 200 `service is shutting down`
-//!   and `/ready` the unavailable code (RoadRunner's behaviour).
-//! - Any other path (RoadRunner's `/jobs` included, for now) answers 404.
+//!   `/ready` the unavailable code and `/jobs` 503 (RoadRunner's behaviour).
+//! - Any other path answers 404.
 
 #![forbid(unsafe_code)]
 
@@ -36,8 +42,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rr_plugin::{
-    async_trait, Health, InitContext, Plugin, PluginDirectory, PluginError, ServeContext,
-    ServiceKey, SharedPlugin, Status,
+    async_trait, Health, InitContext, JobsReporter, Plugin, PluginDirectory, PluginError,
+    ServeContext, ServiceKey, SharedPlugin, Status,
 };
 use serde::{Deserialize, Serialize};
 
@@ -77,11 +83,20 @@ pub enum Probe {
 }
 
 /// Answers the probes against a plugin directory.
-#[derive(Debug)]
 pub struct Checker {
     directory: Arc<PluginDirectory>,
+    jobs: Option<Arc<dyn JobsReporter>>,
     unavailable: u16,
     shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker")
+            .field("jobs", &self.jobs.is_some())
+            .field("unavailable", &self.unavailable)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Checker {
@@ -89,9 +104,16 @@ impl Checker {
     pub fn new(directory: Arc<PluginDirectory>, unavailable: u16) -> Checker {
         Checker {
             directory,
+            jobs: None,
             unavailable,
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// Answers `/jobs` from `jobs` (the jobs plugin's reporter).
+    pub fn with_jobs(mut self, jobs: Option<Arc<dyn JobsReporter>>) -> Checker {
+        self.jobs = jobs;
+        self
     }
 
     /// From now on, answer as a server that is stopping.
@@ -102,8 +124,9 @@ impl Checker {
     /// Answers `GET <path>?<query>`.
     pub async fn handle(&self, method: &str, path: &str, query: Option<&str>) -> Reply {
         let probe = match path {
-            "/health" => Probe::Health,
-            "/ready" => Probe::Ready,
+            "/health" => Some(Probe::Health),
+            "/ready" => Some(Probe::Ready),
+            "/jobs" => None,
             _ => return Reply::not_found(),
         };
         if method != "GET" && method != "HEAD" {
@@ -111,10 +134,15 @@ impl Checker {
         }
         if self.shutting_down.load(Ordering::Acquire) {
             return match probe {
-                Probe::Health => Reply::text(200, "service is shutting down\n"),
-                Probe::Ready => Reply::text(self.unavailable, "service is shutting down\n"),
+                Some(Probe::Health) => Reply::text(200, "service is shutting down\n"),
+                Some(Probe::Ready) => Reply::text(self.unavailable, "service is shutting down\n"),
+                // RoadRunner answers a plain 503 here, whatever the code set.
+                None => Reply::text(503, "service is shutting down\n"),
             };
         }
+        let Some(probe) = probe else {
+            return self.jobs().await;
+        };
         let names = http::query_values(query, "plugin");
         let plugins: Vec<SharedPlugin> = if names.is_empty() {
             self.directory.all()
@@ -136,6 +164,19 @@ impl Checker {
             status: code,
             content_type: "application/json",
             body,
+        }
+    }
+
+    /// `/jobs`: every pipeline's state.
+    async fn jobs(&self) -> Reply {
+        let Some(jobs) = &self.jobs else {
+            return Reply::text(self.unavailable, "jobs plugin not found\n");
+        };
+        let states = jobs.pipeline_states().await;
+        Reply {
+            status: 200,
+            content_type: "application/json",
+            body: serde_json::to_string(&states).unwrap_or_else(|_| "[]".to_owned()),
         }
     }
 
@@ -206,7 +247,11 @@ impl Plugin for StatusPlugin {
     }
 
     fn requires(&self) -> Vec<ServiceKey> {
-        vec![ServiceKey::of::<Arc<PluginDirectory>>()]
+        // The jobs reporter is optional; listing it only orders jobs first.
+        vec![
+            ServiceKey::of::<Arc<PluginDirectory>>(),
+            ServiceKey::of::<Arc<dyn JobsReporter>>(),
+        ]
     }
 
     async fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<Status, PluginError> {
@@ -229,10 +274,10 @@ impl Plugin for StatusPlugin {
             )));
         }
         let directory = ctx.require::<Arc<PluginDirectory>>()?;
-        self.checker = Some(Arc::new(Checker::new(
-            directory,
-            config.unavailable_status_code,
-        )));
+        self.checker = Some(Arc::new(
+            Checker::new(directory, config.unavailable_status_code)
+                .with_jobs(ctx.optional::<Arc<dyn JobsReporter>>()),
+        ));
         self.config = config;
         Ok(Status::Enabled)
     }

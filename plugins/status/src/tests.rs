@@ -158,7 +158,7 @@ async fn without_a_plugin_parameter_every_plugin_with_the_hook_is_asked() {
 async fn other_paths_are_404_and_shutdown_answers_like_roadrunner() {
     let checker = Checker::new(directory(fakes()).await, 503);
     assert_eq!(checker.handle("GET", "/", None).await.status, 404);
-    assert_eq!(checker.handle("GET", "/jobs", None).await.status, 404);
+    assert_eq!(checker.handle("GET", "/metrics", None).await.status, 404);
     assert_eq!(checker.handle("POST", "/health", None).await.status, 405);
     checker.shutting_down();
     let reply = checker.handle("GET", "/health", Some("plugin=good")).await;
@@ -252,4 +252,69 @@ async fn the_server_answers_http_and_stops() {
     assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
     server.stop().await;
     assert!(tokio::net::TcpStream::connect(address).await.is_err());
+}
+
+/// A jobs plugin with two pipelines, one of them on a broker that is down.
+struct FakeJobs;
+
+#[async_trait]
+impl JobsReporter for FakeJobs {
+    async fn pipeline_states(&self) -> Vec<rr_plugin::PipelineState> {
+        vec![
+            rr_plugin::PipelineState {
+                pipeline: "emails".into(),
+                priority: 10,
+                ready: true,
+                queue: "emails".into(),
+                active: 3,
+                delayed: 1,
+                reserved: 0,
+                driver: "memory".into(),
+                error_message: String::new(),
+            },
+            rr_plugin::PipelineState {
+                pipeline: "orders".into(),
+                driver: "amqp".into(),
+                error_message: "connection refused".into(),
+                ..Default::default()
+            },
+        ]
+    }
+}
+
+#[tokio::test]
+async fn jobs_lists_every_pipeline_with_roadrunners_field_names() {
+    let checker = Checker::new(directory(fakes()).await, 501).with_jobs(Some(Arc::new(FakeJobs)));
+    let reply = checker.handle("GET", "/jobs", None).await;
+    assert_eq!(
+        (reply.status, reply.content_type),
+        (200, "application/json")
+    );
+    let body: serde_json::Value = serde_json::from_str(&reply.body).expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!([
+            {"pipeline": "emails", "priority": 10, "ready": true, "queue": "emails",
+             "active": 3, "delayed": 1, "reserved": 0, "driver": "memory", "error_message": ""},
+            {"pipeline": "orders", "priority": 0, "ready": false, "queue": "",
+             "active": 0, "delayed": 0, "reserved": 0, "driver": "amqp",
+             "error_message": "connection refused"},
+        ])
+    );
+    checker.shutting_down();
+    let reply = checker.handle("GET", "/jobs", None).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (503, "service is shutting down\n")
+    );
+}
+
+#[tokio::test]
+async fn jobs_without_a_jobs_plugin_is_unavailable() {
+    let checker = Checker::new(directory(fakes()).await, 501);
+    let reply = checker.handle("GET", "/jobs", None).await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (501, "jobs plugin not found\n")
+    );
 }
