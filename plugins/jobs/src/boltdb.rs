@@ -36,6 +36,7 @@ use rr_plugin::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::backoff::Backoff;
 use crate::driver::{Background, Driver, DriverError, PipelineSpec, Switch};
 use crate::job::{Acknowledger, Delivery, Job};
 use crate::proto::{Headers, Stat};
@@ -55,8 +56,6 @@ pub const DEFAULT_PERMISSIONS: u32 = 0o755;
 /// commit syncs the file, so taking a batch keeps a backlog from costing
 /// one sync per job.
 const TAKE_BATCH: usize = 64;
-/// How long the listener waits after a failed transaction before trying again.
-const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
 /// RoadRunner's name for the ready bucket (also `jobs.Stat`'s queue).
 const READY_NAME: &str = "push";
@@ -386,6 +385,9 @@ impl Inner {
     /// Moves jobs from the file to the plugin's queue while consuming, at
     /// most `prefetch` unsettled at a time.
     async fn listen(self: Arc<Self>) {
+        // A failing file (disk full, permissions) is retried like a broker
+        // that is down: soon at first, then every 5 s at most.
+        let mut backoff = Backoff::new();
         loop {
             if self.switch.is_stopped() {
                 return;
@@ -406,13 +408,17 @@ impl Inner {
                 .with_store(move |store| store.take(now_ms(), max))
                 .await;
             let taken = match taken {
-                Ok(taken) => taken,
+                Ok(taken) => {
+                    backoff.reset();
+                    taken
+                }
                 Err(DriverError::Stopped) => return,
                 Err(err) => {
                     drop(first);
-                    tracing::error!(target: "jobs", pipeline = %self.name, error = %err, "boltdb: cannot read jobs from the file; retrying in 1s");
+                    let wait = backoff.next_wait();
+                    tracing::error!(target: "jobs", pipeline = %self.name, error = %err, retry_in = ?wait, "boltdb: cannot read jobs from the file; retrying");
                     tokio::select! {
-                        () = tokio::time::sleep(RETRY_AFTER_ERROR) => {}
+                        () = tokio::time::sleep(wait) => {}
                         () = self.switch.changed() => {}
                     }
                     continue;
