@@ -131,13 +131,18 @@ fn render_workers(client: &mut RpcClient, plugins: &[String]) -> Result<String> 
         text.push_str(&table(&workers, now));
         text.push('\n');
     }
-    // RoadRunner's `rr workers` ends with the jobs pipelines.
+    // RoadRunner's `rr workers` ends with the jobs pipelines. A broker
+    // that cannot answer gets an error line there, as in RoadRunner, and
+    // the worker tables above still print.
     if plugins.iter().any(|p| p == "jobs") {
-        let stats = jobs_stat(client)?;
-        if !stats.stats.is_empty() {
-            text.push_str("Jobs of [jobs]:\n");
-            text.push_str(&jobs_table(&stats));
-            text.push('\n');
+        match jobs_stat(client) {
+            Ok(stats) if stats.stats.is_empty() => {}
+            Ok(stats) => {
+                text.push_str("Jobs of [jobs]:\n");
+                text.push_str(&jobs_table(&stats));
+                text.push('\n');
+            }
+            Err(e) => text.push_str(&format!("Jobs of [jobs]:\nerror: {e:#}\n\n")),
         }
     }
     Ok(text)

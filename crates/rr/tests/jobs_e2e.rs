@@ -94,6 +94,50 @@ fn rr_workers_and_status_jobs_show_the_pipelines() {
     rr.stop_cleanly();
 }
 
+/// A pipeline whose broker is down does not break `rr workers` or
+/// `/jobs`: the worker tables still print and the jobs table says what
+/// failed, and `/jobs` lists the pipeline with its error.
+#[test]
+fn a_pipeline_whose_broker_is_down_is_reported_not_fatal() {
+    require_php!();
+    let dir = support::temp_dir();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).expect("state dir");
+    let port = free_tcp_port();
+    let status = free_tcp_port();
+    // Nothing listens on `nobody`: beanstalkd is never started there.
+    let nobody = free_tcp_port();
+    let pipelines = "    down:\n      driver: beanstalk\n      config:\n        tube: down\n";
+    let yaml = format!(
+        "{}beanstalk:\n  addr: tcp://127.0.0.1:{nobody}\nstatus:\n  address: 127.0.0.1:{status}\n",
+        yaml(port, &state, 1, "", pipelines)
+    );
+    let mut rr = RrProcess::start(dir.path(), &yaml);
+    ok(rr.wait_for(|l| l.is("jobs", "jobs started"), START));
+
+    let (code, body) = http_get(status, "/jobs").expect("GET /jobs");
+    assert_eq!(code, 200, "{body}");
+    let states: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let down = &states[0];
+    assert_eq!(
+        (&down["pipeline"], &down["driver"]),
+        (&"down".into(), &"beanstalk".into()),
+        "{body}"
+    );
+    assert_ne!(down["error_message"], "", "{body}");
+
+    let workers = run_rr(dir.path(), &["workers", "-c", ".rr.yaml"], COMMAND);
+    let text = String::from_utf8_lossy(&workers.stdout);
+    assert!(
+        workers.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&workers.stderr)
+    );
+    assert!(text.contains("Workers of [jobs]:"), "{text}");
+    assert!(text.contains("Jobs of [jobs]:\nerror: "), "{text}");
+    rr.stop_cleanly();
+}
+
 /// Push from Rust and PHP, then every reply kind: ack, empty, nack,
 /// nack with redelivery after a delay, requeue with delay and headers,
 /// invalid JSON, worker error and crash; a worker pushes a job itself.
