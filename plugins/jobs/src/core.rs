@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rr_plugin::PipelineState;
+use rr_plugin::{async_trait, JobsReporter, PipelineState};
 use rr_pool::{Payload, Pool};
 use serde_json::{Map, Value};
 
@@ -250,39 +250,6 @@ impl Core {
         Ok(stats)
     }
 
-    /// Every pipeline's state, one entry each even when its driver cannot
-    /// tell (the status plugin's `/jobs`).
-    pub async fn pipeline_states(&self) -> Vec<PipelineState> {
-        let drivers: Vec<_> = self
-            .map()
-            .iter()
-            .map(|(name, driver)| (name.clone(), Arc::clone(driver)))
-            .collect();
-        let mut states = Vec::with_capacity(drivers.len());
-        for (name, driver) in drivers {
-            states.push(match self.bounded("stat", driver.state()).await {
-                Ok(stat) => PipelineState {
-                    pipeline: stat.pipeline,
-                    priority: stat.priority,
-                    ready: stat.ready,
-                    queue: stat.queue,
-                    active: stat.active,
-                    delayed: stat.delayed,
-                    reserved: stat.reserved,
-                    driver: stat.driver,
-                    error_message: String::new(),
-                },
-                Err(error) => PipelineState {
-                    pipeline: name,
-                    driver: driver.kind().to_owned(),
-                    error_message: error,
-                    ..PipelineState::default()
-                },
-            });
-        }
-        states
-    }
-
     /// Stops every pipeline (shutdown).
     pub async fn stop_all(&self) {
         let drivers: Vec<_> = std::mem::take(&mut *self.map()).into_iter().collect();
@@ -458,6 +425,44 @@ fn retry_after_failure(job: &Job, err: &rr_pool::ExecError) -> Option<proto::Hea
         vec![failures.to_string()],
     );
     Some(headers)
+}
+
+/// The pipelines' state for other plugins, provided as
+/// `Arc<dyn JobsReporter>`.
+#[async_trait]
+impl JobsReporter for Core {
+    /// Every pipeline's state, one entry each even when its driver cannot
+    /// tell (the status plugin's `/jobs`).
+    async fn pipeline_states(&self) -> Vec<PipelineState> {
+        let drivers: Vec<_> = self
+            .map()
+            .iter()
+            .map(|(name, driver)| (name.clone(), Arc::clone(driver)))
+            .collect();
+        let mut states = Vec::with_capacity(drivers.len());
+        for (name, driver) in drivers {
+            states.push(match self.bounded("stat", driver.state()).await {
+                Ok(stat) => PipelineState {
+                    pipeline: stat.pipeline,
+                    priority: stat.priority,
+                    ready: stat.ready,
+                    queue: stat.queue,
+                    active: stat.active,
+                    delayed: stat.delayed,
+                    reserved: stat.reserved,
+                    driver: stat.driver,
+                    error_message: String::new(),
+                },
+                Err(error) => PipelineState {
+                    pipeline: name,
+                    driver: driver.kind().to_owned(),
+                    error_message: error,
+                    ..PipelineState::default()
+                },
+            });
+        }
+        states
+    }
 }
 
 #[cfg(test)]

@@ -37,9 +37,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rr_plugin::{
-    async_trait, pool_hooks, Health, InitContext, JobsReporter, MetricFamily, MetricKind,
-    PipelineState, Plugin, PluginError, RpcRegistry, ServeContext, ServiceKey, Status,
-    WorkerServer,
+    async_trait, pool_hooks, Health, InitContext, JobsReporter, MetricFamily, MetricKind, Plugin,
+    PluginError, RpcRegistry, ServeContext, ServiceKey, Status, WorkerServer,
 };
 use rr_pool::{Pool, WorkerInfo};
 use tokio::task::JoinHandle;
@@ -72,16 +71,6 @@ impl JobsPlugin {
 
     fn pool(&self) -> Option<Pool> {
         self.lock().as_ref().map(|r| r.pool.clone())
-    }
-}
-
-/// The pipelines' state for other plugins (the status plugin's `/jobs`).
-struct Reporter(Arc<Core>);
-
-#[async_trait]
-impl JobsReporter for Reporter {
-    async fn pipeline_states(&self) -> Vec<PipelineState> {
-        self.0.pipeline_states().await
     }
 }
 
@@ -148,7 +137,7 @@ impl Plugin for JobsPlugin {
             registry.register("jobs", Arc::new(rpc::JobsService::new(Arc::clone(&core))));
         }
         self.server = Some(ctx.require::<Arc<dyn WorkerServer>>()?);
-        ctx.provide::<Arc<dyn JobsReporter>>(Arc::new(Reporter(Arc::clone(&core))));
+        ctx.provide::<Arc<dyn JobsReporter>>(Arc::clone(&core) as Arc<dyn JobsReporter>);
         self.core = Some(core);
         self.config = config;
         Ok(Status::Enabled)
