@@ -82,6 +82,23 @@ pub enum Probe {
     Ready,
 }
 
+/// What a path asks for.
+enum Endpoint {
+    /// `/health` or `/ready`.
+    Probe(Probe),
+    /// `/jobs`.
+    Jobs,
+}
+
+/// A JSON array reply.
+fn json_array<T: Serialize>(status: u16, items: &[T]) -> Reply {
+    Reply {
+        status,
+        content_type: "application/json",
+        body: serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned()),
+    }
+}
+
 /// Answers the probes against a plugin directory.
 pub struct Checker {
     directory: Arc<PluginDirectory>,
@@ -123,25 +140,28 @@ impl Checker {
 
     /// Answers `GET <path>?<query>`.
     pub async fn handle(&self, method: &str, path: &str, query: Option<&str>) -> Reply {
-        let probe = match path {
-            "/health" => Some(Probe::Health),
-            "/ready" => Some(Probe::Ready),
-            "/jobs" => None,
+        let endpoint = match path {
+            "/health" => Endpoint::Probe(Probe::Health),
+            "/ready" => Endpoint::Probe(Probe::Ready),
+            "/jobs" => Endpoint::Jobs,
             _ => return Reply::not_found(),
         };
         if method != "GET" && method != "HEAD" {
             return Reply::text(405, "method not allowed\n");
         }
         if self.shutting_down.load(Ordering::Acquire) {
-            return match probe {
-                Some(Probe::Health) => Reply::text(200, "service is shutting down\n"),
-                Some(Probe::Ready) => Reply::text(self.unavailable, "service is shutting down\n"),
+            return match endpoint {
+                Endpoint::Probe(Probe::Health) => Reply::text(200, "service is shutting down\n"),
+                Endpoint::Probe(Probe::Ready) => {
+                    Reply::text(self.unavailable, "service is shutting down\n")
+                }
                 // RoadRunner answers a plain 503 here, whatever the code set.
-                None => Reply::text(503, "service is shutting down\n"),
+                Endpoint::Jobs => Reply::text(503, "service is shutting down\n"),
             };
         }
-        let Some(probe) = probe else {
-            return self.jobs().await;
+        let probe = match endpoint {
+            Endpoint::Probe(probe) => probe,
+            Endpoint::Jobs => return self.jobs().await,
         };
         let names = http::query_values(query, "plugin");
         let plugins: Vec<SharedPlugin> = if names.is_empty() {
@@ -159,12 +179,7 @@ impl Checker {
                 .collect()
         };
         let (code, reports) = self.check(probe, &plugins).await;
-        let body = serde_json::to_string(&reports).unwrap_or_else(|_| "[]".to_owned());
-        Reply {
-            status: code,
-            content_type: "application/json",
-            body,
-        }
+        json_array(code, &reports)
     }
 
     /// `/jobs`: every pipeline's state.
@@ -172,12 +187,7 @@ impl Checker {
         let Some(jobs) = &self.jobs else {
             return Reply::text(self.unavailable, "jobs plugin not found\n");
         };
-        let states = jobs.pipeline_states().await;
-        Reply {
-            status: 200,
-            content_type: "application/json",
-            body: serde_json::to_string(&states).unwrap_or_else(|_| "[]".to_owned()),
-        }
+        json_array(200, &jobs.pipeline_states().await)
     }
 
     /// Asks every plugin in `plugins` that has the hook; returns the HTTP
