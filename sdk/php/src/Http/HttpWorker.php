@@ -227,8 +227,9 @@ final class HttpWorker
         $normalized = [];
         $plain = true;
         foreach ($headers as $name => $values) {
-            $list = array_values(array_map('strval', is_array($values) ? $values : [$values]));
-            $plain = $plain && $list === (is_array($values) ? $values : [$values]);
+            $given = is_array($values) ? $values : [$values];
+            $list = array_values(array_map('strval', $given));
+            $plain = $plain && $list === $given;
             $normalized[(string) $name] = $list;
         }
         if ($last !== null && $last[0] === $status && $last[1] === $this->codec && $last[2] === $normalized) {
